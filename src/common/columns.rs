@@ -1,0 +1,70 @@
+//! Column numbers looked up once per (relation, column) and reused.
+//!
+//! A cached entry is checked against the live tuple descriptor on every use (one name
+//! comparison), so a column that was dropped, renamed or re-added is looked up again.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::CStr;
+
+use pgrx::pg_sys;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Column {
+    /// 1-based attribute number.
+    pub attnum: i16,
+    pub type_oid: pg_sys::Oid,
+}
+
+thread_local! {
+    static CACHE: RefCell<HashMap<(pg_sys::Oid, String), i16>> = RefCell::new(HashMap::new());
+}
+
+/// # Safety
+/// `tupdesc` must be a valid tuple descriptor.
+unsafe fn attr(tupdesc: pg_sys::TupleDesc, attnum: i16) -> Option<&'static pg_sys::FormData_pg_attribute> {
+    let natts = (*tupdesc).natts as i16;
+    if attnum < 1 || attnum > natts {
+        return None;
+    }
+    attr_ptr(tupdesc, (attnum - 1) as usize).as_ref()
+}
+
+/// `i` is 0-based. PostgreSQL 18 moved the full attributes behind the compact ones.
+#[cfg(not(feature = "pg18"))]
+unsafe fn attr_ptr(tupdesc: pg_sys::TupleDesc, i: usize) -> *const pg_sys::FormData_pg_attribute {
+    (*tupdesc).attrs.as_ptr().add(i)
+}
+
+#[cfg(feature = "pg18")]
+unsafe fn attr_ptr(tupdesc: pg_sys::TupleDesc, i: usize) -> *const pg_sys::FormData_pg_attribute {
+    pg_sys::TupleDescAttr(tupdesc, i as i32)
+}
+
+/// # Safety
+/// `tupdesc` must be a valid tuple descriptor.
+unsafe fn matches(tupdesc: pg_sys::TupleDesc, attnum: i16, name: &str) -> Option<Column> {
+    let a = attr(tupdesc, attnum)?;
+    if a.attisdropped {
+        return None;
+    }
+    let attname = CStr::from_ptr(a.attname.data.as_ptr());
+    (attname.to_bytes() == name.as_bytes()).then_some(Column { attnum, type_oid: a.atttypid })
+}
+
+/// Find column `name` of relation `relid`, whose current descriptor is `tupdesc`.
+///
+/// # Safety
+/// `tupdesc` must be the valid tuple descriptor of `relid`.
+pub unsafe fn find(relid: pg_sys::Oid, tupdesc: pg_sys::TupleDesc, name: &str) -> Option<Column> {
+    let cached = CACHE.with(|c| c.borrow().get(&(relid, name.to_owned())).copied());
+    if let Some(attnum) = cached {
+        if let Some(col) = matches(tupdesc, attnum, name) {
+            return Some(col);
+        }
+    }
+    let natts = (*tupdesc).natts as i16;
+    let found = (1..=natts).find_map(|n| matches(tupdesc, n, name))?;
+    CACHE.with(|c| c.borrow_mut().insert((relid, name.to_owned()), found.attnum));
+    Some(found)
+}

@@ -1,0 +1,42 @@
+//! The extension's own schema, resolved once per backend.
+//!
+//! Native code qualifies every statement with it so that no function depends on the caller's
+//! `search_path` (DESIGN.md section 1). SQL templates write `@extschema@` exactly as the
+//! install scripts do; [`qualify`] substitutes the quoted schema name.
+
+use std::cell::OnceCell;
+
+use pgrx::prelude::*;
+
+use super::error::PgaError;
+
+thread_local! {
+    static SCHEMA: OnceCell<String> = const { OnceCell::new() };
+}
+
+/// The quoted name of the schema `pg_assistant` is installed in.
+pub fn quoted() -> String {
+    SCHEMA.with(|cell| cell.get_or_init(lookup).clone())
+}
+
+fn lookup() -> String {
+    let found = Spi::get_one::<String>(
+        "SELECT pg_catalog.quote_ident(n.nspname)::text
+           FROM pg_catalog.pg_extension e
+           JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+          WHERE e.extname = 'pg_assistant'",
+    );
+    match found {
+        Ok(Some(name)) => name,
+        _ => PgaError::new(
+            pgrx::PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "extension \"pg_assistant\" is not installed in this database",
+        )
+        .raise(),
+    }
+}
+
+/// Replace every `@extschema@` in `sql` with the extension's quoted schema.
+pub fn qualify(sql: &str) -> String {
+    sql.replace("@extschema@", &quoted())
+}

@@ -1,0 +1,215 @@
+//! `#[pg_test]` unit cases, run inside a server by `cargo pgrx test`. Each runs in its own
+//! transaction, which is rolled back.
+
+use pgrx::prelude::*;
+
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    fn one<T: pgrx::datum::FromDatum + pgrx::datum::IntoDatum>(sql: &str) -> Option<T> {
+        Spi::get_one::<T>(sql).expect("query failed")
+    }
+
+    fn text(sql: &str) -> Option<String> {
+        one::<String>(sql)
+    }
+
+    // ---- week arithmetic -------------------------------------------------------------------
+
+    #[pg_test]
+    fn next_week_start_sunday_last_second_is_next_day() {
+        assert_eq!(
+            text("SELECT (next_week_start('2026-11-22 23:59:59+00')  AT TIME ZONE 'UTC')::text").as_deref(),
+            Some("2026-11-23 00:00:00")
+        );
+    }
+
+    #[pg_test]
+    fn next_week_start_monday_midnight_is_strictly_after() {
+        assert_eq!(
+            text("SELECT (next_week_start('2026-11-23 00:00:00+00') AT TIME ZONE 'UTC')::text").as_deref(),
+            Some("2026-11-30 00:00:00")
+        );
+    }
+
+    #[pg_test]
+    fn next_week_start_is_always_a_monday_in_the_following_week() {
+        let bad = one::<i64>(
+            "SELECT count(*) FROM generate_series('1999-12-20'::timestamptz, '2031-01-10', '7 hours 13 minutes') t
+              WHERE extract(isodow FROM next_week_start(t) AT TIME ZONE 'UTC') <> 1
+                 OR next_week_start(t) <= t
+                 OR next_week_start(t) > t + interval '7 days'
+                 OR (next_week_start(t) AT TIME ZONE 'UTC')::time <> '00:00'",
+        );
+        assert_eq!(bad, Some(0));
+    }
+
+    #[pg_test]
+    fn next_week_start_keeps_infinity_and_null() {
+        assert_eq!(text("SELECT next_week_start('infinity')::text").as_deref(), Some("infinity"));
+        assert_eq!(text("SELECT next_week_start(NULL)::text"), None);
+    }
+
+    // ---- identity --------------------------------------------------------------------------
+
+    #[pg_test]
+    fn current_user_id_reads_sub_from_claims_json() {
+        Spi::run(r#"SELECT set_config('request.jwt.claims', '{"sub":"7b0e1f3a-6a55-4b7e-9d0c-2f4b1c3d5e6f","role":"authenticated"}', true)"#).unwrap();
+        assert_eq!(text("SELECT current_user_id()::text").as_deref(), Some("7b0e1f3a-6a55-4b7e-9d0c-2f4b1c3d5e6f"));
+        assert_eq!(text("SELECT current_app_role()").as_deref(), Some("authenticated"));
+    }
+
+    #[pg_test]
+    fn current_user_id_falls_back_to_claim_sub_setting() {
+        Spi::run("SELECT set_config('request.jwt.claim.sub', 'A1B2C3D4-0000-4000-8000-000000000001', true)").unwrap();
+        Spi::run("SELECT set_config('request.jwt.claim.role', 'service_role', true)").unwrap();
+        assert_eq!(text("SELECT current_user_id()::text").as_deref(), Some("a1b2c3d4-0000-4000-8000-000000000001"));
+        assert_eq!(text("SELECT current_app_role()").as_deref(), Some("service_role"));
+    }
+
+    #[pg_test]
+    fn current_user_id_is_null_when_unset() {
+        assert_eq!(text("SELECT current_user_id()::text"), None);
+        assert_eq!(text("SELECT current_app_role()"), None);
+    }
+
+    #[pg_test]
+    fn current_user_id_is_null_for_malformed_claims() {
+        for claims in [
+            "not json",
+            r#"{"sub": 42}"#,
+            r#"{"sub": "not-a-uuid"}"#,
+            r#"{"sub": "7b0e1f3a-6a55-4b7e-9d0c-2f4b1c3d5e6"}"#,
+            r#"{"sub": "7b0e1f3a6a55-4b7e-9d0c-2f4b-1c3d5e6f"}"#,
+            r#"["7b0e1f3a-6a55-4b7e-9d0c-2f4b1c3d5e6f"]"#,
+            "",
+        ] {
+            Spi::run_with_args("SELECT set_config('request.jwt.claims', $1, true)", &[claims.into()]).unwrap();
+            assert_eq!(text("SELECT current_user_id()::text"), None, "claims {claims:?}");
+        }
+    }
+
+    #[pg_test]
+    fn claims_json_wins_over_claim_sub_setting() {
+        Spi::run("SELECT set_config('request.jwt.claim.sub', 'a1b2c3d4-0000-4000-8000-000000000001', true)").unwrap();
+        Spi::run(r#"SELECT set_config('request.jwt.claims', '{"sub":"a1b2c3d4-0000-4000-8000-000000000002"}', true)"#).unwrap();
+        assert_eq!(text("SELECT current_user_id()::text").as_deref(), Some("a1b2c3d4-0000-4000-8000-000000000002"));
+    }
+
+    // ---- set_updated_at --------------------------------------------------------------------
+
+    #[pg_test]
+    fn set_updated_at_sets_timestamptz_to_transaction_time() {
+        Spi::run(
+            "CREATE TABLE t (id int PRIMARY KEY, v text, updated_at timestamptz DEFAULT '2000-01-01');
+             CREATE TRIGGER t_upd BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+             INSERT INTO t VALUES (1, 'a'); UPDATE t SET v = 'b'",
+        )
+        .unwrap();
+        assert_eq!(one::<bool>("SELECT updated_at = now() FROM t"), Some(true));
+    }
+
+    #[pg_test]
+    fn set_updated_at_sets_timestamp_without_time_zone() {
+        Spi::run(
+            "CREATE TABLE t (id int, modified timestamp DEFAULT '2000-01-01');
+             CREATE TRIGGER t_upd BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION set_updated_at('modified');
+             INSERT INTO t VALUES (1); UPDATE t SET id = 2",
+        )
+        .unwrap();
+        assert_eq!(one::<bool>("SELECT modified = now()::timestamp FROM t"), Some(true));
+    }
+
+    #[pg_test]
+    fn set_updated_at_overrides_an_explicit_value() {
+        Spi::run(
+            "CREATE TABLE t (id int, updated_at timestamptz);
+             CREATE TRIGGER t_upd BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+             INSERT INTO t VALUES (1, NULL); UPDATE t SET updated_at = '1990-01-01'",
+        )
+        .unwrap();
+        assert_eq!(one::<bool>("SELECT updated_at = now() FROM t"), Some(true));
+    }
+
+    #[pg_test]
+    fn set_updated_at_survives_dropped_and_readded_columns() {
+        Spi::run(
+            "CREATE TABLE t (a int, updated_at timestamptz, b int);
+             CREATE TRIGGER t_upd BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+             INSERT INTO t VALUES (1, NULL, 2); UPDATE t SET a = 3;
+             ALTER TABLE t DROP COLUMN updated_at; ALTER TABLE t ADD COLUMN updated_at timestamptz;
+             UPDATE t SET a = 4",
+        )
+        .unwrap();
+        assert_eq!(one::<bool>("SELECT updated_at = now() AND a = 4 AND b = 2 FROM t"), Some(true));
+    }
+
+    #[pg_test(error = "trigger \"t_upd\" on table \"t\": set_updated_at() must be fired BEFORE UPDATE FOR EACH ROW")]
+    fn set_updated_at_rejects_after_trigger() {
+        Spi::run(
+            "CREATE TABLE t (id int, updated_at timestamptz);
+             CREATE TRIGGER t_upd AFTER UPDATE ON t FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+             INSERT INTO t VALUES (1); UPDATE t SET id = 2",
+        )
+        .unwrap();
+    }
+
+    #[pg_test(error = "trigger \"t_upd\" on table \"t\": column \"changed_at\" does not exist")]
+    fn set_updated_at_rejects_missing_column() {
+        Spi::run(
+            "CREATE TABLE t (id int, updated_at timestamptz);
+             CREATE TRIGGER t_upd BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION set_updated_at('changed_at');
+             INSERT INTO t VALUES (1); UPDATE t SET id = 2",
+        )
+        .unwrap();
+    }
+
+    #[pg_test(error = "trigger \"t_upd\" on table \"t\": column \"updated_at\" must be of type timestamptz or timestamp")]
+    fn set_updated_at_rejects_wrong_type() {
+        Spi::run(
+            "CREATE TABLE t (id int, updated_at date);
+             CREATE TRIGGER t_upd BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+             INSERT INTO t VALUES (1); UPDATE t SET id = 2",
+        )
+        .unwrap();
+    }
+
+    #[pg_test(error = "function set_updated_at() was not called by trigger manager")]
+    fn set_updated_at_rejects_direct_call() {
+        Spi::run("SELECT set_updated_at()").unwrap();
+    }
+
+    // ---- forbid_update ---------------------------------------------------------------------
+
+    #[pg_test(error = "rows of table \"ledger\" are immutable")]
+    fn forbid_update_rejects_updates() {
+        Spi::run(
+            "CREATE TABLE ledger (id int PRIMARY KEY, amount int);
+             CREATE TRIGGER ledger_immutable BEFORE UPDATE ON ledger FOR EACH ROW EXECUTE FUNCTION forbid_update();
+             INSERT INTO ledger VALUES (1, 10); UPDATE ledger SET amount = 11",
+        )
+        .unwrap();
+    }
+
+    #[pg_test(error = "entries are final")]
+    fn forbid_update_uses_custom_message() {
+        Spi::run(
+            "CREATE TABLE ledger (id int PRIMARY KEY, amount int);
+             CREATE TRIGGER ledger_immutable BEFORE UPDATE ON ledger FOR EACH ROW EXECUTE FUNCTION forbid_update('entries are final');
+             INSERT INTO ledger VALUES (1, 10); UPDATE ledger SET amount = 11",
+        )
+        .unwrap();
+    }
+
+    #[pg_test]
+    fn forbid_update_allows_insert_and_delete() {
+        Spi::run(
+            "CREATE TABLE ledger (id int PRIMARY KEY, amount int);
+             CREATE TRIGGER ledger_immutable BEFORE UPDATE ON ledger FOR EACH ROW EXECUTE FUNCTION forbid_update();
+             INSERT INTO ledger VALUES (1, 10), (2, 20); DELETE FROM ledger WHERE id = 1",
+        )
+        .unwrap();
+        assert_eq!(one::<i64>("SELECT count(*) FROM ledger"), Some(1));
+    }
+}
