@@ -47,7 +47,7 @@ for major in "${majors[@]}"; do
         results="$PGA_CACHE/run/$major-regress"; rm -rf "$results"; mkdir -p "$results"
         tests=$(cd tests/pg_regress/sql && ls *.sql | sed 's/\.sql$//' | grep -vx setup | sort)
         "$("$pg_config" --pkglibdir)/pgxs/src/test/regress/pg_regress" \
-            --host=127.0.0.1 --port="$port" --user=postgres --dbname=pga_regress \
+            --bindir="$bin" --host=127.0.0.1 --port="$port" --user=postgres --dbname=pga_regress \
             --inputdir=tests/pg_regress --outputdir="$results" setup $tests >"$out/regress.log" 2>&1; rc=$?
         [[ -f "$results/regression.diffs" ]] && cp "$results/regression.diffs" "$out/regression.diffs"
         tally regress $rc "$(regress_counts "$out/regress.log")"

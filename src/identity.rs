@@ -72,11 +72,127 @@ fn current_app_role() -> Option<String> {
     claim("role", c"request.jwt.claim.role")
 }
 
-/// Whether the current database role bypasses row-level security (superuser or BYPASSRLS).
-pub fn caller_bypasses_rls() -> bool {
-    // SAFETY: plain catalog lookups for the current user.
-    unsafe {
-        let role = pg_sys::GetUserId();
-        pg_sys::superuser_arg(role) || pg_sys::has_bypassrls_privilege(role)
+// ---- profiles ----------------------------------------------------------------------------------
+
+use crate::common::error::{require_arg, PgaError, INSUFFICIENT_PRIVILEGE, INVALID_PARAMETER};
+use crate::common::owner::{as_owner, may_write_protected_columns};
+use crate::common::plans::{self, Stmt};
+use crate::common::trigger::{native_trigger, Event, Level, Timing, TriggerCall, Usage};
+use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys::{PgBuiltInOids, PgOid};
+
+/// A practical address check: one `@`, a non-empty local part, a dotted domain, no spaces or
+/// control characters, at most 254 bytes (RFC 5321's path limit).
+pub fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else { return false };
+    !local.is_empty()
+        && local.len() <= 64
+        && email.len() <= 254
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+static INSERT_PROFILE: Stmt = Stmt::new(
+    "INSERT INTO @extschema@.profiles (id, email, display_name, week_reset_date)
+     VALUES ($1, $2, $3, $4) RETURNING id",
+    &[
+        PgOid::BuiltIn(PgBuiltInOids::UUIDOID),
+        PgOid::BuiltIn(PgBuiltInOids::TEXTOID),
+        PgOid::BuiltIn(PgBuiltInOids::TEXTOID),
+        PgOid::BuiltIn(PgBuiltInOids::TIMESTAMPTZOID),
+    ],
+);
+
+fn insert_profile(user_id: pgrx::Uuid, email: Option<&str>, display_name: Option<&str>) -> pgrx::Uuid {
+    let email = match email.map(str::trim) {
+        Some(e) if valid_email(e) => e,
+        other => PgaError::new(INVALID_PARAMETER, "invalid email address")
+            .detail(match other {
+                None => "email is NULL.".to_string(),
+                Some(e) => format!("\"{e}\" is not an email address."),
+            })
+            .hint("Pass an address of the form name@example.com.")
+            .raise(),
+    };
+    let now = crate::common::time::now();
+    let resets = crate::common::time::next_week_start(now);
+    // SAFETY: a TimestampTz datum of type timestamptz.
+    let resets = unsafe { DatumWithOid::new(pg_sys::Datum::from(resets), pg_sys::TIMESTAMPTZOID) };
+    as_owner(|| {
+        plans::with(&INSERT_PROFILE, &[user_id.into(), email.into(), display_name.into(), resets], |mut rows| {
+            rows.next().and_then(|r| r.get::<pgrx::Uuid>(1).ok().flatten())
+        })
+    })
+    .unwrap_or(user_id)
+}
+
+/// Implementation of `create_profile()` (an SQL wrapper returns the row): validates, checks the
+/// caller may create this profile, inserts as the owner; returns the new id.
+#[pg_extern(volatile, parallel_unsafe, name = "_create_profile")]
+fn create_profile_row(user_id: Option<pgrx::Uuid>, email: Option<&str>, display_name: Option<&str>) -> pgrx::Uuid {
+    let user_id = require_arg(user_id, "user_id");
+    if !may_write_protected_columns() && current_user_uuid() != Some(user_id) {
+        PgaError::new(INSUFFICIENT_PRIVILEGE, "permission denied to create a profile for another user")
+            .detail(format!(
+                "user_id {user_id} is not the caller's JWT subject ({}).",
+                current_user_uuid().map(|u| u.to_string()).unwrap_or_else(|| "none".into())
+            ))
+            .hint("Users create only their own profile; services (BYPASSRLS) create any.")
+            .raise();
     }
+    insert_profile(user_id, email, display_name)
+}
+
+const PROFILE_PROTECTED: [&str; 5] =
+    ["total_completed_sessions", "weekly_completed_sessions", "week_reset_date", "weekly_session_limit", "tenant_id"];
+
+const BEFORE_UPDATE_ROW: Usage = Usage { timing: Timing::Before, level: Level::Row, events: &[Event::Update] };
+
+native_trigger!(pga_profiles_guard, pg_finfo_pga_profiles_guard, "profiles_guard_protected_columns", profiles_guard);
+
+/// Counters, limits and the tenant are not the user's to change (42501).
+fn profiles_guard(call: &TriggerCall) -> pg_sys::Datum {
+    call.require(&BEFORE_UPDATE_ROW, None);
+    call.guard_protected_columns(&PROFILE_PROTECTED);
+    call.keep(call.new_tuple())
+}
+
+const AFTER_INSERT_ROW: Usage = Usage { timing: Timing::After, level: Level::Row, events: &[Event::Insert] };
+
+native_trigger!(pga_create_profile_for_auth_user, pg_finfo_pga_create_profile_for_auth_user, "create_profile_for_auth_user", profile_for_auth_user);
+
+/// AFTER INSERT ON auth.users: the new user's profile (Supabase).
+fn profile_for_auth_user(call: &TriggerCall) -> pg_sys::Datum {
+    call.require(&AFTER_INSERT_ROW, None);
+    let new = call.new_tuple();
+    let id = call.get(new, call.column("id"));
+    let email = call.get(new, call.column("email"));
+    // SAFETY: auth.users.id is uuid and email is varchar/text: both have text-like output.
+    let id = id.map(|d| unsafe { crate::common::trigger::output(pg_sys::UUIDOID, d) });
+    let email = email.map(|d| unsafe { crate::common::trigger::output(pg_sys::TEXTOID, d) });
+    let id = id.and_then(|s| parse_uuid(&s)).map(pgrx::Uuid::from_bytes);
+    insert_profile(require_arg(id, "auth.users.id"), email.as_deref(), None);
+    call.keep(new)
+}
+
+/// Run once by the install script: when Supabase's `auth.users` exists, every new user gets a
+/// profile. Elsewhere applications call `create_profile` themselves.
+#[pg_extern(volatile, name = "_install_auth_hook")]
+fn install_auth_hook() -> bool {
+    let exists = Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('auth.users') IS NOT NULL").ok().flatten();
+    if exists != Some(true) {
+        return false;
+    }
+    let schema = crate::common::schema::quoted();
+    Spi::run(&format!(
+        "CREATE FUNCTION {schema}.create_profile_for_auth_user() RETURNS trigger
+             LANGUAGE c AS 'pg_assistant', 'pga_create_profile_for_auth_user';
+         CREATE TRIGGER pg_assistant_create_profile AFTER INSERT ON auth.users
+             FOR EACH ROW EXECUTE FUNCTION {schema}.create_profile_for_auth_user()"
+    ))
+    .is_ok()
 }

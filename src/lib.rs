@@ -7,6 +7,7 @@ use pgrx::prelude::*;
 
 ::pgrx::pg_module_magic!(name, version);
 
+mod chat;
 mod common;
 mod generic;
 mod identity;
@@ -16,6 +17,48 @@ mod tests;
 
 // C-language declarations of the native trigger functions, needed by every module's tables.
 extension_sql_file!("../sql/bootstrap.sql", bootstrap);
+extension_sql_file!(
+    "../sql/identity.sql",
+    name = "identity",
+    requires = ["bootstrap", next_week_start, current_user_id, current_app_role, create_profile_row, install_auth_hook]
+);
+extension_sql_file!(
+    "../sql/chat.sql",
+    name = "chat",
+    requires = [
+        "identity",
+        chat::reset_weekly_limits,
+        chat::delete_expired_sessions,
+        chat::delete_old_logs,
+        chat::verify_counts,
+        chat::repair_counts
+    ]
+);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    common::time::register_gucs();
+    // SAFETY: registering static callbacks once per backend.
+    unsafe {
+        pg_sys::RegisterXactCallback(Some(on_xact_end), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(on_subxact_end), std::ptr::null_mut());
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_xact_end(_event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    chat::forget_statement_state();
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_subxact_end(
+    _event: pg_sys::SubXactEvent::Type,
+    _my: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    chat::forget_statement_state();
+}
 
 #[pg_extern(immutable, strict, parallel_safe)]
 /// The first Monday 00:00 UTC strictly after `ts`: when a weekly counter set at `ts` resets.

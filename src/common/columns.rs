@@ -14,10 +14,13 @@ pub struct Column {
     /// 1-based attribute number.
     pub attnum: i16,
     pub type_oid: pg_sys::Oid,
+    pub by_value: bool,
+    pub len: i16,
 }
 
 thread_local! {
-    static CACHE: RefCell<HashMap<(pg_sys::Oid, String), i16>> = RefCell::new(HashMap::new());
+    // Per relation, the (name, attnum) pairs looked up so far; a hit allocates nothing.
+    static CACHE: RefCell<HashMap<pg_sys::Oid, Vec<(Box<str>, i16)>>> = RefCell::new(HashMap::new());
 }
 
 /// # Safety
@@ -49,7 +52,12 @@ unsafe fn matches(tupdesc: pg_sys::TupleDesc, attnum: i16, name: &str) -> Option
         return None;
     }
     let attname = CStr::from_ptr(a.attname.data.as_ptr());
-    (attname.to_bytes() == name.as_bytes()).then_some(Column { attnum, type_oid: a.atttypid })
+    (attname.to_bytes() == name.as_bytes()).then_some(Column {
+        attnum,
+        type_oid: a.atttypid,
+        by_value: a.attbyval,
+        len: a.attlen,
+    })
 }
 
 /// Find column `name` of relation `relid`, whose current descriptor is `tupdesc`.
@@ -57,7 +65,9 @@ unsafe fn matches(tupdesc: pg_sys::TupleDesc, attnum: i16, name: &str) -> Option
 /// # Safety
 /// `tupdesc` must be the valid tuple descriptor of `relid`.
 pub unsafe fn find(relid: pg_sys::Oid, tupdesc: pg_sys::TupleDesc, name: &str) -> Option<Column> {
-    let cached = CACHE.with(|c| c.borrow().get(&(relid, name.to_owned())).copied());
+    let cached = CACHE.with(|c| {
+        c.borrow().get(&relid).and_then(|cols| cols.iter().find(|(n, _)| &**n == name).map(|(_, a)| *a))
+    });
     if let Some(attnum) = cached {
         if let Some(col) = matches(tupdesc, attnum, name) {
             return Some(col);
@@ -65,6 +75,11 @@ pub unsafe fn find(relid: pg_sys::Oid, tupdesc: pg_sys::TupleDesc, name: &str) -
     }
     let natts = (*tupdesc).natts as i16;
     let found = (1..=natts).find_map(|n| matches(tupdesc, n, name))?;
-    CACHE.with(|c| c.borrow_mut().insert((relid, name.to_owned()), found.attnum));
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        let cols = c.entry(relid).or_default();
+        cols.retain(|(n, _)| &**n != name);
+        cols.push((name.into(), found.attnum));
+    });
     Some(found)
 }

@@ -10,24 +10,39 @@ use pgrx::prelude::*;
 
 use super::error::PgaError;
 
+#[derive(Clone)]
+struct Extension {
+    schema: String,
+    owner: pg_sys::Oid,
+}
+
 thread_local! {
-    static SCHEMA: OnceCell<String> = const { OnceCell::new() };
+    static EXTENSION: OnceCell<Extension> = const { OnceCell::new() };
+}
+
+fn extension() -> Extension {
+    EXTENSION.with(|cell| cell.get_or_init(lookup).clone())
 }
 
 /// The quoted name of the schema `pg_assistant` is installed in.
 pub fn quoted() -> String {
-    SCHEMA.with(|cell| cell.get_or_init(lookup).clone())
+    extension().schema
 }
 
-fn lookup() -> String {
-    let found = Spi::get_one::<String>(
-        "SELECT pg_catalog.quote_ident(n.nspname)::text
+/// The role that owns the extension (the one that ran CREATE EXTENSION).
+pub fn owner() -> pg_sys::Oid {
+    extension().owner
+}
+
+fn lookup() -> Extension {
+    let found = Spi::get_two::<String, pg_sys::Oid>(
+        "SELECT pg_catalog.quote_ident(n.nspname)::text, e.extowner
            FROM pg_catalog.pg_extension e
            JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
           WHERE e.extname = 'pg_assistant'",
     );
     match found {
-        Ok(Some(name)) => name,
+        Ok((Some(schema), Some(owner))) => Extension { schema, owner },
         _ => PgaError::new(
             pgrx::PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             "extension \"pg_assistant\" is not installed in this database",

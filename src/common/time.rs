@@ -27,10 +27,47 @@ pub fn week_start(ts: pg_sys::TimestampTz) -> pg_sys::TimestampTz {
     next_week_start(ts).saturating_sub(USECS_PER_WEEK)
 }
 
-/// The transaction timestamp, `now()`.
+/// "Now" for the extension's rules: the transaction timestamp, `now()`.
+///
+/// Superusers may pin it with `SET pg_assistant.clock_override = '<timestamptz>'` so tests can
+/// stand on a week boundary; unset (the default, and the only value other roles can have) it
+/// is exactly `now()`.
 pub fn now() -> pg_sys::TimestampTz {
+    if let Some(pinned) = CLOCK_OVERRIDE.get() {
+        if !pinned.as_bytes().is_empty() {
+            return parse_timestamptz(&pinned);
+        }
+    }
     // SAFETY: always valid inside a transaction.
     unsafe { pg_sys::GetCurrentTransactionStartTimestamp() }
+}
+
+pub static CLOCK_OVERRIDE: pgrx::GucSetting<Option<std::ffi::CString>> = pgrx::GucSetting::<Option<std::ffi::CString>>::new(None);
+
+pub fn register_gucs() {
+    pgrx::GucRegistry::define_string_guc(
+        c"pg_assistant.clock_override",
+        c"Pins the time pg_assistant's rules take as now (tests only).",
+        c"Empty: the transaction timestamp, as now() gives. Superusers only.",
+        &CLOCK_OVERRIDE,
+        pgrx::GucContext::Suset,
+        pgrx::GucFlags::default(),
+    );
+}
+
+fn parse_timestamptz(text: &std::ffi::CStr) -> pg_sys::TimestampTz {
+    // SAFETY: timestamptz_in takes (cstring, oid, int4); it raises a clear 22007 on bad input.
+    unsafe {
+        let datum = pgrx::direct_function_call_as_datum(
+            pg_sys::timestamptz_in,
+            &[
+                Some(pg_sys::Datum::from(text.as_ptr())),
+                Some(pg_sys::Datum::from(pg_sys::InvalidOid)),
+                Some(pg_sys::Datum::from(-1i32)),
+            ],
+        );
+        datum.map(|d| d.value() as i64).unwrap_or_else(|| pg_sys::GetCurrentTransactionStartTimestamp())
+    }
 }
 
 /// Whole seconds from `from` to `to`, truncated toward zero.

@@ -122,10 +122,6 @@ impl TriggerCall {
         unsafe { &*self.data }
     }
 
-    pub fn data_ptr(&self) -> *mut pg_sys::TriggerData {
-        self.data
-    }
-
     fn flags(&self) -> u32 {
         self.data().tg_event
     }
@@ -233,10 +229,6 @@ impl TriggerCall {
         unsafe { Some(CStr::from_ptr(*t.tgargs.add(i))) }
     }
 
-    pub fn nargs(&self) -> usize {
-        self.trigger().tgnargs as usize
-    }
-
     /// Resolve a column of the trigger's table, cached per relation; a clear `42703` if missing.
     pub fn column(&self, name: &str) -> Column {
         // SAFETY: tupdesc belongs to the trigger's relation.
@@ -320,6 +312,41 @@ impl TriggerCall {
         }
     }
 
+    /// Whether column `col` differs between the old and new row of an UPDATE.
+    pub fn changed(&self, col: Column) -> bool {
+        let (old, new) = (self.get(self.old_tuple(), col), self.get(self.new_tuple(), col));
+        match (old, new) {
+            (None, None) => false,
+            // SAFETY: both datums are non-null values of the column's type.
+            (Some(a), Some(b)) => !unsafe { datums_equal(a, b, col) },
+            _ => true,
+        }
+    }
+
+    /// Reject (`42501`) a change to any of `columns` unless the current role may write them
+    /// (BYPASSRLS, superuser, or the extension's own statements).
+    pub fn guard_protected_columns(&self, columns: &[&str]) {
+        if super::owner::may_write_protected_columns() {
+            return;
+        }
+        for &name in columns {
+            let col = self.column(name);
+            let touched = match self.event() {
+                Event::Update => self.changed(col),
+                _ => false,
+            };
+            if touched {
+                PgaError::new(
+                    super::error::INSUFFICIENT_PRIVILEGE,
+                    format!("permission denied to change column \"{name}\" of table \"{}\"", self.table_name()),
+                )
+                .detail(format!("Failing row {} of {}.", self.describe_row(self.old_tuple()), self.qualified_table_name()))
+                .hint("Counter and limit columns are maintained by pg_assistant; only roles with BYPASSRLS may change them.")
+                .raise();
+            }
+        }
+    }
+
     /// Return `tuple` unchanged (row-level BEFORE/AFTER triggers).
     pub fn keep(&self, tuple: pg_sys::HeapTuple) -> pg_sys::Datum {
         pg_sys::Datum::from(tuple)
@@ -338,6 +365,21 @@ impl TriggerCall {
 /// The return value of a statement-level trigger.
 pub fn statement_done() -> pg_sys::Datum {
     pg_sys::Datum::from(0usize)
+}
+
+/// Binary equality, as PostgreSQL's `datumIsEqual` (which has no binding here).
+///
+/// # Safety
+/// `a` and `b` must be non-null values of `col`'s type.
+unsafe fn datums_equal(a: pg_sys::Datum, b: pg_sys::Datum, col: Column) -> bool {
+    if col.by_value {
+        a == b
+    } else if col.len > 0 {
+        let (pa, pb) = (a.cast_mut_ptr::<u8>(), b.cast_mut_ptr::<u8>());
+        std::slice::from_raw_parts(pa, col.len as usize) == std::slice::from_raw_parts(pb, col.len as usize)
+    } else {
+        output(col.type_oid, a) == output(col.type_oid, b)
+    }
 }
 
 /// The text form of a datum of type `type_oid`.

@@ -1,0 +1,561 @@
+//! chat (DESIGN.md 3.2, source 003): sessions, messages and logs, every rule native.
+//! Tables, triggers and policies are declared in `sql/chat.sql`.
+//!
+//! Row-level triggers do what must happen per row (completion stamps, the completed-session
+//! guard, `user_id`); counters are written once per parent row per statement from the
+//! transition tables, as the owner so row-level security cannot hide a parent row.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use pgrx::datum::{DatumWithOid, Interval, TimestampWithTimeZone};
+use pgrx::pg_sys::{self, PgBuiltInOids, PgOid};
+use pgrx::prelude::*;
+
+use crate::common::error::{require_arg, PgaError, INVALID_PARAMETER};
+use crate::common::owner::{as_owner, may_write_protected_columns};
+use crate::common::plans::{self, Stmt};
+use crate::common::time;
+use crate::common::trigger::{native_trigger, statement_done, Event, Level, Timing, TriggerCall, Usage};
+
+const UUID: PgOid = PgOid::BuiltIn(PgBuiltInOids::UUIDOID);
+const TIMESTAMPTZ: PgOid = PgOid::BuiltIn(PgBuiltInOids::TIMESTAMPTZOID);
+const INT4: PgOid = PgOid::BuiltIn(PgBuiltInOids::INT4OID);
+const INT8: PgOid = PgOid::BuiltIn(PgBuiltInOids::INT8OID);
+const TEXT: PgOid = PgOid::BuiltIn(PgBuiltInOids::TEXTOID);
+const INTERVAL: PgOid = PgOid::BuiltIn(PgBuiltInOids::INTERVALOID);
+
+fn ts(value: pg_sys::TimestampTz) -> DatumWithOid<'static> {
+    // SAFETY: a TimestampTz is a by-value int8 datum of type timestamptz.
+    unsafe { DatumWithOid::new(pg_sys::Datum::from(value), TIMESTAMPTZ.value()) }
+}
+
+fn uuid_text(datum: Option<pg_sys::Datum>) -> String {
+    match datum {
+        // SAFETY: a non-null datum of a uuid column.
+        Some(d) => unsafe { crate::common::trigger::output(pg_sys::UUIDOID, d) },
+        None => "NULL".into(),
+    }
+}
+
+fn uuid_bytes(datum: pg_sys::Datum) -> [u8; 16] {
+    // SAFETY: uuid is a pass-by-reference 16-byte value.
+    unsafe { *(datum.cast_mut_ptr::<[u8; 16]>()) }
+}
+
+// ---- sessions: completion, no reopening, weekly limit, protected columns ----------------------
+
+const SESSIONS_BEFORE_WRITE: Usage =
+    Usage { timing: Timing::Before, level: Level::Row, events: &[Event::Insert, Event::Update] };
+
+/// Written by the rules, or by callers with BYPASSRLS.
+const SESSION_PROTECTED: [&str; 4] = ["completed_at", "duration_seconds", "message_count_main", "message_count_helper"];
+
+static PROFILE_WEEK: Stmt = Stmt::new(
+    "SELECT weekly_completed_sessions, weekly_session_limit, week_reset_date
+       FROM @extschema@.profiles WHERE id = $1",
+    &[UUID],
+);
+
+native_trigger!(pga_sessions_before_write, pg_finfo_pga_sessions_before_write, "sessions_before_write", sessions_before_write);
+
+fn sessions_before_write(call: &TriggerCall) -> pg_sys::Datum {
+    call.require(&SESSIONS_BEFORE_WRITE, None);
+    let is_completed_col = call.column("is_completed");
+    let new = call.new_tuple();
+    let now_completed = call.get(new, is_completed_col).is_some_and(|d| d.value() != 0);
+
+    match call.event() {
+        Event::Update => {
+            let was_completed = call.get(call.old_tuple(), is_completed_col).is_some_and(|d| d.value() != 0);
+            if was_completed && !now_completed {
+                let id = uuid_text(call.get(call.old_tuple(), call.column("id")));
+                PgaError::rule(format!("session {id} is completed and cannot be reopened"))
+                    .detail(format!("Failing row (id)=({id}) of {}.", call.qualified_table_name()))
+                    .hint("Start a new session instead.")
+                    .raise();
+            }
+            call.guard_protected_columns(&SESSION_PROTECTED);
+        }
+        _ => {
+            if !may_write_protected_columns() {
+                reject_supplied_counters(call);
+            }
+            if let Some(user) = call.get(new, call.column("user_id")) {
+                check_weekly_limit(user);
+            }
+        }
+    }
+
+    if !now_completed {
+        return call.keep(new);
+    }
+    let completed_at_col = call.column("completed_at");
+    let started_at = call.get(new, call.column("started_at"));
+    let completed_at = call.get(new, completed_at_col).map(|d| d.value() as i64).unwrap_or_else(time::now);
+    let duration = started_at.map(|s| time::whole_seconds(s.value() as i64, completed_at) as i32);
+    call.modified(
+        new,
+        [
+            (completed_at_col, Some(pg_sys::Datum::from(completed_at))),
+            (call.column("duration_seconds"), duration.map(pg_sys::Datum::from)),
+        ],
+    )
+}
+
+/// An ordinary user's new session starts with zero counters and no completion stamps.
+fn reject_supplied_counters(call: &TriggerCall) {
+    let new = call.new_tuple();
+    for name in SESSION_PROTECTED {
+        let value = call.get(new, call.column(name));
+        let supplied = match name {
+            "message_count_main" | "message_count_helper" => value.is_some_and(|d| d.value() as i32 != 0),
+            _ => value.is_some(),
+        };
+        if supplied {
+            PgaError::new(
+                crate::common::error::INSUFFICIENT_PRIVILEGE,
+                format!("permission denied to set column \"{name}\" of table \"sessions\""),
+            )
+            .detail(format!("Failing row {} of {}.", call.describe_row(new), call.qualified_table_name()))
+            .hint("Counters and completion stamps are maintained by pg_assistant; leave them at their defaults.")
+            .raise();
+        }
+    }
+}
+
+fn check_weekly_limit(user: pg_sys::Datum) {
+    let now = time::now();
+    // SAFETY: `user` is a non-null uuid datum from the new row.
+    let user_arg = unsafe { DatumWithOid::new(user, UUID.value()) };
+    let found = as_owner(|| {
+        plans::with(&PROFILE_WEEK, &[user_arg], |mut rows| {
+            let row = rows.next()?;
+            let weekly: i32 = row.get(1).ok().flatten().unwrap_or(0);
+            let limit: Option<i32> = row.get(2).ok().flatten();
+            let resets: Option<TimestampWithTimeZone> = row.get(3).ok().flatten();
+            Some((weekly, limit, resets))
+        })
+    });
+    // A missing profile is the foreign key's to report (23503).
+    let Some((weekly, Some(limit), resets)) = found else { return };
+    let resets_at = resets.map(|r| r.into_inner()).unwrap_or(i64::MIN);
+    // A counter whose reset date has passed counts as zero: a missed job never blocks anyone.
+    let effective = if resets_at <= now { 0 } else { weekly };
+    if effective >= limit {
+        let user = uuid_text(Some(user));
+        PgaError::rule("weekly session limit reached")
+            .detail(format!("Profile {user} has completed {effective} of {limit} sessions allowed this week."))
+            .hint(format!(
+                "The weekly counter resets on {}.",
+                // SAFETY: timestamptz output of a valid value.
+                unsafe { crate::common::trigger::output(pg_sys::TIMESTAMPTZOID, pg_sys::Datum::from(resets_at)) }
+            ))
+            .raise();
+    }
+}
+
+// ---- sessions: profile completion counters, once per profile per statement -------------------
+
+/// `$1` now, `$2` start of the current week, `$3` start of the next week. `c` holds +1 for each
+/// completed new row and -1 for each completed old row; what nets to zero touches nothing.
+macro_rules! completion_counts_sql {
+    ($completed_rows:literal) => {
+        concat!(
+            "WITH c(user_id, sign, completed_at) AS (", $completed_rows, "),
+             d AS (SELECT user_id, sum(sign) AS total,
+                          coalesce(sum(sign) FILTER (WHERE completed_at >= $2), 0) AS weekly
+                     FROM c GROUP BY user_id
+                   HAVING sum(sign) <> 0 OR coalesce(sum(sign) FILTER (WHERE completed_at >= $2), 0) <> 0)
+             UPDATE @extschema@.profiles p
+                SET total_completed_sessions = greatest(p.total_completed_sessions + d.total, 0),
+                    weekly_completed_sessions = CASE WHEN p.week_reset_date <= $1
+                                                     THEN greatest(d.weekly, 0)
+                                                     ELSE greatest(p.weekly_completed_sessions + d.weekly, 0) END,
+                    week_reset_date = CASE WHEN p.week_reset_date <= $1 THEN $3 ELSE p.week_reset_date END
+               FROM d
+              WHERE p.id = d.user_id"
+        )
+    };
+}
+
+static COMPLETIONS_INSERTED: Stmt = Stmt::new(
+    completion_counts_sql!("SELECT user_id, 1, completed_at FROM new_rows WHERE is_completed"),
+    &[TIMESTAMPTZ, TIMESTAMPTZ, TIMESTAMPTZ],
+);
+static COMPLETIONS_UPDATED: Stmt = Stmt::new(
+    completion_counts_sql!(
+        "SELECT user_id, 1, completed_at FROM new_rows WHERE is_completed
+         UNION ALL
+         SELECT user_id, -1, completed_at FROM old_rows WHERE is_completed"
+    ),
+    &[TIMESTAMPTZ, TIMESTAMPTZ, TIMESTAMPTZ],
+);
+static COMPLETIONS_DELETED: Stmt = Stmt::new(
+    completion_counts_sql!("SELECT user_id, -1, completed_at FROM old_rows WHERE is_completed"),
+    &[TIMESTAMPTZ, TIMESTAMPTZ, TIMESTAMPTZ],
+);
+
+const AFTER_STATEMENT_ANY: Usage = Usage {
+    timing: Timing::After,
+    level: Level::Statement,
+    events: &[Event::Insert, Event::Update, Event::Delete],
+};
+
+native_trigger!(
+    pga_sessions_count_completions,
+    pg_finfo_pga_sessions_count_completions,
+    "sessions_count_completions",
+    sessions_count_completions
+);
+
+fn sessions_count_completions(call: &TriggerCall) -> pg_sys::Datum {
+    call.require(&AFTER_STATEMENT_ANY, None);
+    let stmt = match call.event() {
+        Event::Insert => &COMPLETIONS_INSERTED,
+        Event::Update => &COMPLETIONS_UPDATED,
+        _ => &COMPLETIONS_DELETED,
+    };
+    let now = time::now();
+    as_owner(|| {
+        Spi::connect_mut(|client| {
+            call.register_transition_tables();
+            plans::run(client, stmt, &[ts(now), ts(time::week_start(now)), ts(time::next_week_start(now))]);
+        })
+    });
+    statement_done()
+}
+
+// ---- messages: user_id from the session, completed-session guard -----------------------------
+
+#[derive(Clone, Copy)]
+struct SessionFacts {
+    user_id: [u8; 16],
+    is_completed: bool,
+}
+
+thread_local! {
+    // Sessions looked up by the current INSERT statement: a 100,000-row batch into 100
+    // sessions reads each session once. Cleared when the statement's counter trigger runs
+    // and at every (sub)transaction end.
+    static SESSION_FACTS: RefCell<HashMap<[u8; 16], Option<SessionFacts>>> = RefCell::new(HashMap::new());
+}
+
+pub fn forget_statement_state() {
+    SESSION_FACTS.with(|c| c.borrow_mut().clear());
+}
+
+static SESSION_FACTS_BY_ID: Stmt =
+    Stmt::new("SELECT user_id, is_completed FROM @extschema@.sessions WHERE id = $1", &[UUID]);
+
+fn session_facts(session: pg_sys::Datum) -> Option<SessionFacts> {
+    let key = uuid_bytes(session);
+    if let Some(hit) = SESSION_FACTS.with(|c| c.borrow().get(&key).copied()) {
+        return hit;
+    }
+    // SAFETY: `session` is a non-null uuid datum.
+    let arg = unsafe { DatumWithOid::new(session, UUID.value()) };
+    let facts = as_owner(|| {
+        plans::with(&SESSION_FACTS_BY_ID, &[arg], |mut rows| {
+            let row = rows.next()?;
+            let user: pgrx::Uuid = row.get(1).ok().flatten()?;
+            let is_completed: bool = row.get(2).ok().flatten().unwrap_or(false);
+            Some(SessionFacts { user_id: *user.as_bytes(), is_completed })
+        })
+    });
+    SESSION_FACTS.with(|c| c.borrow_mut().insert(key, facts));
+    facts
+}
+
+const BEFORE_INSERT_ROW: Usage = Usage { timing: Timing::Before, level: Level::Row, events: &[Event::Insert] };
+
+native_trigger!(pga_messages_before_insert, pg_finfo_pga_messages_before_insert, "messages_before_insert", messages_before_insert);
+
+fn messages_before_insert(call: &TriggerCall) -> pg_sys::Datum {
+    call.require(&BEFORE_INSERT_ROW, None);
+    let new = call.new_tuple();
+    let session_col = call.column("session_id");
+    // NOT NULL on session_id reports a missing value.
+    let Some(session) = call.get(new, session_col) else { return call.keep(new) };
+    let Some(facts) = session_facts(session) else {
+        PgaError::new(
+            pgrx::PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION,
+            "insert or update on table \"messages\" violates foreign key constraint \"messages_session_id_fkey\"",
+        )
+        .detail(format!("Key (session_id)=({}) is not present in table \"sessions\".", uuid_text(Some(session))))
+        .raise()
+    };
+    if facts.is_completed {
+        completed_session_error(&uuid_text(Some(session)));
+    }
+    let user_col = call.column("user_id");
+    match call.get(new, user_col) {
+        None => call.modified(new, [(user_col, Some(pg_sys::Datum::from(facts.user_id.as_ptr())))]),
+        Some(given) if uuid_bytes(given) == facts.user_id => call.keep(new),
+        Some(given) => PgaError::rule("message user_id does not match its session")
+            .detail(format!(
+                "Message user_id {} differs from user_id {} of session {}.",
+                uuid_text(Some(given)),
+                pgrx::Uuid::from_bytes(facts.user_id),
+                uuid_text(Some(session))
+            ))
+            .hint("Leave user_id out: it is filled from the session.")
+            .raise(),
+    }
+}
+
+fn completed_session_error(session: &str) -> ! {
+    PgaError::rule(format!("cannot add messages to completed session {session}"))
+        .detail(format!("Session {session} is completed; its messages are final."))
+        .hint("Start a new session to continue the conversation.")
+        .raise()
+}
+
+// ---- messages: per-session counts, once per session per statement -----------------------------
+
+/// Bumps the counts and returns each touched session's `is_completed`: the row lock taken here
+/// serialises with a concurrent completion, so a session completed after the row-level check
+/// still rejects the statement.
+static MESSAGES_INSERTED: Stmt = Stmt::new(
+    "WITH d AS (SELECT session_id,
+                       count(*) FILTER (WHERE chat_type = 'main') AS main,
+                       count(*) FILTER (WHERE chat_type = 'helper') AS helper
+                  FROM new_rows GROUP BY session_id)
+     UPDATE @extschema@.sessions s
+        SET message_count_main = s.message_count_main + d.main,
+            message_count_helper = s.message_count_helper + d.helper
+       FROM d
+      WHERE s.id = d.session_id
+  RETURNING s.id, s.is_completed",
+    &[],
+);
+static MESSAGES_DELETED: Stmt = Stmt::new(
+    "WITH d AS (SELECT session_id,
+                       count(*) FILTER (WHERE chat_type = 'main') AS main,
+                       count(*) FILTER (WHERE chat_type = 'helper') AS helper
+                  FROM old_rows GROUP BY session_id)
+     UPDATE @extschema@.sessions s
+        SET message_count_main = greatest(s.message_count_main - d.main, 0),
+            message_count_helper = greatest(s.message_count_helper - d.helper, 0)
+       FROM d
+      WHERE s.id = d.session_id",
+    &[],
+);
+
+const AFTER_STATEMENT_INSERT_DELETE: Usage =
+    Usage { timing: Timing::After, level: Level::Statement, events: &[Event::Insert, Event::Delete] };
+
+native_trigger!(pga_messages_count, pg_finfo_pga_messages_count, "messages_count", messages_count);
+
+fn messages_count(call: &TriggerCall) -> pg_sys::Datum {
+    call.require(&AFTER_STATEMENT_INSERT_DELETE, None);
+    forget_statement_state();
+    let inserted = call.event() == Event::Insert;
+    let completed = as_owner(|| {
+        Spi::connect_mut(|client| {
+            call.register_transition_tables();
+            let stmt = if inserted { &MESSAGES_INSERTED } else { &MESSAGES_DELETED };
+            let rows = plans::run(client, stmt, &[]);
+            if !inserted {
+                return None;
+            }
+            rows.filter_map(|row| {
+                let done: bool = row.get(2).ok().flatten().unwrap_or(false);
+                if done {
+                    row.get::<pgrx::Uuid>(1).ok().flatten()
+                } else {
+                    None
+                }
+            })
+            .next()
+        })
+    });
+    if let Some(session) = completed {
+        completed_session_error(&session.to_string());
+    }
+    statement_done()
+}
+
+// ---- jobs --------------------------------------------------------------------------------------
+
+static RESET_DUE: Stmt = Stmt::new(
+    "UPDATE @extschema@.profiles SET weekly_completed_sessions = 0, week_reset_date = $2
+      WHERE week_reset_date <= $1",
+    &[TIMESTAMPTZ, TIMESTAMPTZ],
+);
+static RESET_DUE_BATCH: Stmt = Stmt::new(
+    "UPDATE @extschema@.profiles SET weekly_completed_sessions = 0, week_reset_date = $2
+      WHERE id IN (SELECT id FROM @extschema@.profiles WHERE week_reset_date <= $1
+                    ORDER BY week_reset_date, id LIMIT $3 FOR UPDATE)",
+    &[TIMESTAMPTZ, TIMESTAMPTZ, INT4],
+);
+
+/// Zeroes the weekly counter and moves `week_reset_date` to the next Monday for every profile
+/// whose reset date has passed; returns the rows changed. A second run in the same week finds
+/// nothing (by index) and rewrites nothing. With `batch_size`, at most that many rows per call.
+#[pg_extern(volatile, parallel_unsafe)]
+fn reset_weekly_limits(batch_size: default!(Option<i32>, "NULL")) -> i32 {
+    if batch_size.is_some_and(|b| b < 1) {
+        PgaError::invalid("batch_size must be at least 1")
+            .detail(format!("batch_size was {}.", batch_size.unwrap_or_default()))
+            .hint("Pass NULL to reset every due profile at once.")
+            .raise();
+    }
+    let now = time::now();
+    let next = time::next_week_start(now);
+    let changed = as_owner(|| match batch_size {
+        None => plans::exec(&RESET_DUE, &[ts(now), ts(next)]),
+        Some(b) => plans::exec(&RESET_DUE_BATCH, &[ts(now), ts(next), b.into()]),
+    });
+    changed as i32
+}
+
+static JOB_LOG: Stmt = Stmt::new(
+    "INSERT INTO @extschema@.logs (level, event, message, metadata)
+     VALUES ('info', 'job', $1,
+             pg_catalog.jsonb_build_object('job', $1, 'started_at', $2, 'finished_at', pg_catalog.clock_timestamp(),
+                                           'rows_deleted', $3, 'older_than', $4::text))",
+    &[TEXT, TIMESTAMPTZ, INT8, INTERVAL],
+);
+
+fn validated_age(older_than: Option<Interval>) -> Interval {
+    let age = require_arg(older_than, "older_than");
+    // Months and days have no fixed length; approximate as PostgreSQL's own interval comparison does.
+    let micros = age.months() as i128 * 30 * 86_400_000_000 + age.days() as i128 * 86_400_000_000 + age.micros() as i128;
+    if micros < 0 {
+        PgaError::new(INVALID_PARAMETER, "older_than must not be negative")
+            .detail(format!("older_than was {age}."))
+            .raise();
+    }
+    age
+}
+
+fn run_retention_job(job: &str, delete: &'static Stmt, older_than: Interval) -> i32 {
+    // SAFETY: clock reads.
+    let started = unsafe { pg_sys::GetCurrentTimestamp() };
+    let now = time::now();
+    let deleted = as_owner(|| {
+        let n = plans::exec(delete, &[ts(now), older_than.into()]);
+        plans::exec(&JOB_LOG, &[job.into(), ts(started), (n as i64).into(), older_than.into()]);
+        n
+    });
+    deleted as i32
+}
+
+static DELETE_EXPIRED_SESSIONS: Stmt =
+    Stmt::new("DELETE FROM @extschema@.sessions WHERE started_at < $1 - $2", &[TIMESTAMPTZ, INTERVAL]);
+static DELETE_OLD_LOGS: Stmt =
+    Stmt::new("DELETE FROM @extschema@.logs WHERE created_at < $1 - $2", &[TIMESTAMPTZ, INTERVAL]);
+
+/// Deletes sessions started more than `older_than` ago (with their messages); completion
+/// counters follow, as for any delete. Writes one `logs` row (`event = 'job'`).
+#[pg_extern(volatile, parallel_unsafe)]
+fn delete_expired_sessions(older_than: default!(Option<Interval>, "'90 days'")) -> i32 {
+    run_retention_job("delete_expired_sessions", &DELETE_EXPIRED_SESSIONS, validated_age(older_than))
+}
+
+/// Deletes logs older than `older_than`, then writes one `logs` row (`event = 'job'`).
+#[pg_extern(volatile, parallel_unsafe)]
+fn delete_old_logs(older_than: default!(Option<Interval>, "'30 days'")) -> i32 {
+    run_retention_job("delete_old_logs", &DELETE_OLD_LOGS, validated_age(older_than))
+}
+
+// ---- counter verification and repair -----------------------------------------------------------
+
+/// Every stored counter next to its recount. `$1` now, `$2` start of the current week; a weekly
+/// counter whose reset date has passed counts as zero.
+const RECOUNT: &str = "
+    WITH c AS (SELECT user_id, count(*) AS total, count(*) FILTER (WHERE completed_at >= $2) AS weekly
+                 FROM @extschema@.sessions WHERE is_completed GROUP BY user_id),
+         m AS (SELECT session_id, count(*) FILTER (WHERE chat_type = 'main') AS main,
+                      count(*) FILTER (WHERE chat_type = 'helper') AS helper
+                 FROM @extschema@.messages GROUP BY session_id),
+         counters(table_name, row_id, column_name, stored, actual) AS (
+             SELECT 'profiles', p.id, 'total_completed_sessions', p.total_completed_sessions::bigint, coalesce(c.total, 0)
+               FROM @extschema@.profiles p LEFT JOIN c ON c.user_id = p.id
+             UNION ALL
+             SELECT 'profiles', p.id, 'weekly_completed_sessions',
+                    CASE WHEN p.week_reset_date <= $1 THEN 0 ELSE p.weekly_completed_sessions END::bigint,
+                    coalesce(c.weekly, 0)
+               FROM @extschema@.profiles p LEFT JOIN c ON c.user_id = p.id
+             UNION ALL
+             SELECT 'sessions', s.id, 'message_count_main', s.message_count_main::bigint, coalesce(m.main, 0)
+               FROM @extschema@.sessions s LEFT JOIN m ON m.session_id = s.id
+             UNION ALL
+             SELECT 'sessions', s.id, 'message_count_helper', s.message_count_helper::bigint, coalesce(m.helper, 0)
+               FROM @extschema@.sessions s LEFT JOIN m ON m.session_id = s.id)
+    SELECT table_name::text, row_id, column_name::text, stored, actual FROM counters WHERE stored <> actual";
+
+static VERIFY: Stmt = Stmt::new(RECOUNT, &[TIMESTAMPTZ, TIMESTAMPTZ]);
+
+static REPAIR_PROFILES: Stmt = Stmt::new(
+    "WITH c AS (SELECT user_id, count(*) AS total, count(*) FILTER (WHERE completed_at >= $2) AS weekly
+                  FROM @extschema@.sessions WHERE is_completed GROUP BY user_id),
+          fix AS (SELECT p.id, coalesce(c.total, 0) AS total, coalesce(c.weekly, 0) AS weekly
+                    FROM @extschema@.profiles p LEFT JOIN c ON c.user_id = p.id
+                   WHERE p.total_completed_sessions <> coalesce(c.total, 0)
+                      OR CASE WHEN p.week_reset_date <= $1 THEN 0 ELSE p.weekly_completed_sessions END <> coalesce(c.weekly, 0))
+     UPDATE @extschema@.profiles p
+        SET total_completed_sessions = fix.total,
+            weekly_completed_sessions = fix.weekly,
+            week_reset_date = CASE WHEN p.week_reset_date <= $1 THEN $3 ELSE p.week_reset_date END
+       FROM fix
+      WHERE p.id = fix.id",
+    &[TIMESTAMPTZ, TIMESTAMPTZ, TIMESTAMPTZ],
+);
+static REPAIR_SESSIONS: Stmt = Stmt::new(
+    "WITH m AS (SELECT session_id, count(*) FILTER (WHERE chat_type = 'main') AS main,
+                       count(*) FILTER (WHERE chat_type = 'helper') AS helper
+                  FROM @extschema@.messages GROUP BY session_id),
+          fix AS (SELECT s.id, coalesce(m.main, 0) AS main, coalesce(m.helper, 0) AS helper
+                    FROM @extschema@.sessions s LEFT JOIN m ON m.session_id = s.id
+                   WHERE s.message_count_main <> coalesce(m.main, 0) OR s.message_count_helper <> coalesce(m.helper, 0))
+     UPDATE @extschema@.sessions s
+        SET message_count_main = fix.main, message_count_helper = fix.helper
+       FROM fix
+      WHERE s.id = fix.id",
+    &[],
+);
+
+/// The counters that differ from a recount (empty when healthy).
+#[pg_extern(volatile, parallel_unsafe)]
+fn verify_counts() -> TableIterator<
+    'static,
+    (
+        name!(table_name, String),
+        name!(row_id, pgrx::Uuid),
+        name!(column_name, String),
+        name!(stored, i64),
+        name!(actual, i64),
+    ),
+> {
+    let now = time::now();
+    let mut rows = as_owner(|| {
+        plans::with(&VERIFY, &[ts(now), ts(time::week_start(now))], |table| {
+            table
+                .filter_map(|r| {
+                    Some((
+                        r.get::<String>(1).ok().flatten()?,
+                        r.get::<pgrx::Uuid>(2).ok().flatten()?,
+                        r.get::<String>(3).ok().flatten()?,
+                        r.get::<i64>(4).ok().flatten()?,
+                        r.get::<i64>(5).ok().flatten()?,
+                    ))
+                })
+                .collect::<Vec<_>>()
+        })
+    });
+    rows.sort_by(|a, b| (&a.0, a.1.as_bytes(), &a.2).cmp(&(&b.0, b.1.as_bytes(), &b.2)));
+    TableIterator::new(rows)
+}
+
+/// Sets every drifted counter to its recount; returns the rows fixed.
+#[pg_extern(volatile, parallel_unsafe)]
+fn repair_counts() -> i32 {
+    let now = time::now();
+    let fixed = as_owner(|| {
+        plans::exec(&REPAIR_PROFILES, &[ts(now), ts(time::week_start(now)), ts(time::next_week_start(now))])
+            + plans::exec(&REPAIR_SESSIONS, &[])
+    });
+    fixed as i32
+}
