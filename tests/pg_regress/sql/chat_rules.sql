@@ -29,12 +29,12 @@ INSERT INTO scenarios (id, title, emoji) VALUES ('long', 'Long emoji', repeat('ð
 
 -- Sessions and messages: user_id comes from the session, counts follow every insert.
 INSERT INTO sessions (id, user_id, scenario_id, started_at) VALUES (:s1, :u1, 'market', now() - interval '10 minutes 30 seconds');
-INSERT INTO messages (session_id, role, chat_type, content) VALUES
-    (:s1, 'scenario', 'main', 'Welcome to the market!'),
-    (:s1, 'user', 'main', 'How much are the apples?'),
-    (:s1, 'user', 'helper', 'How do I say apples?'),
-    (:s1, 'helper', 'helper', 'Try: the apples.');
-SELECT role, chat_type, user_id = :u1 AS user_from_session FROM messages ORDER BY sent_at, role;
+INSERT INTO messages (id, session_id, role, chat_type, content) VALUES
+    ('b0000000-0000-4000-8000-000000000001', :s1, 'scenario', 'main', 'Welcome to the market!'),
+    ('b0000000-0000-4000-8000-000000000002', :s1, 'user', 'main', 'How much are the apples?'),
+    ('b0000000-0000-4000-8000-000000000003', :s1, 'user', 'helper', 'How do I say apples?'),
+    ('b0000000-0000-4000-8000-000000000004', :s1, 'helper', 'helper', 'Try: the apples.');
+SELECT role, chat_type, user_id = :u1 AS user_from_session FROM messages ORDER BY id;
 SELECT message_count_main, message_count_helper FROM sessions WHERE id = :s1;
 
 -- A supplied user_id must match the session.

@@ -1,0 +1,213 @@
+//! Counters and guards under concurrency: several connections at once, as in production.
+
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::Duration;
+
+use pg_assistant_integration::{assert_server_alive, message, sqlstate, TestDb};
+use uuid::Uuid;
+
+fn seed(db: &TestDb, users: usize, sessions_per_user: usize) -> Vec<(Uuid, Uuid)> {
+    let mut c = db.superuser();
+    c.batch_execute("INSERT INTO scenarios (id, title) VALUES ('market', 'Marketplace')").unwrap();
+    let mut out = Vec::new();
+    for u in 0..users {
+        let user = Uuid::new_v4();
+        c.execute("SELECT create_profile($1, $2)", &[&user, &format!("user{u}@example.com")]).unwrap();
+        for _ in 0..sessions_per_user {
+            let session: Uuid = c
+                .query_one("INSERT INTO sessions (user_id, scenario_id) VALUES ($1, 'market') RETURNING id", &[&user])
+                .unwrap()
+                .get(0);
+            out.push((user, session));
+        }
+    }
+    out
+}
+
+fn drifted(db: &TestDb) -> i64 {
+    db.superuser().query_one("SELECT count(*) FROM verify_counts()", &[]).unwrap().get(0)
+}
+
+/// Two transactions complete the same session at once: it is counted once.
+#[test]
+fn concurrent_completion_counts_once() {
+    let db = TestDb::new("concurrent_completion");
+    let (user, session) = seed(&db, 1, 1)[0];
+    let mut a = db.superuser();
+    let mut b = db.superuser();
+    let mut ta = a.transaction().unwrap();
+    ta.execute("UPDATE sessions SET is_completed = true WHERE id = $1", &[&session]).unwrap();
+    // B blocks on A's row lock; when A commits, B re-reads the completed row and changes nothing.
+    let waiter = thread::spawn(move || {
+        let mut tb = b.transaction().unwrap();
+        let n = tb.execute("UPDATE sessions SET is_completed = true WHERE id = $1", &[&session]).unwrap();
+        tb.commit().unwrap();
+        n
+    });
+    thread::sleep(Duration::from_millis(300));
+    assert!(!waiter.is_finished(), "second completion should wait for the first");
+    ta.commit().unwrap();
+    assert_eq!(waiter.join().unwrap(), 1);
+    let row = db
+        .superuser()
+        .query_one("SELECT total_completed_sessions, weekly_completed_sessions FROM profiles WHERE id = $1", &[&user])
+        .unwrap();
+    assert_eq!((row.get::<_, i32>(0), row.get::<_, i32>(1)), (1, 1));
+    assert_eq!(drifted(&db), 0);
+}
+
+/// Many users completing many sessions from several connections at once.
+#[test]
+fn concurrent_completions_of_different_sessions_add_up() {
+    let db = TestDb::new("concurrent_completions");
+    let pairs = seed(&db, 4, 25);
+    let barrier = Arc::new(Barrier::new(4));
+    let handles: Vec<_> = pairs
+        .chunks(25)
+        .map(|chunk| {
+            let chunk = chunk.to_vec();
+            let mut c = db.superuser();
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                barrier.wait();
+                // Each client completes every session of every user, racing the others.
+                for (_, s) in &chunk {
+                    c.execute("UPDATE sessions SET is_completed = true WHERE id = $1", &[s]).unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let total: i64 = db.superuser().query_one("SELECT sum(total_completed_sessions) FROM profiles", &[]).unwrap().get(0);
+    assert_eq!(total, 100);
+    assert_eq!(drifted(&db), 0);
+}
+
+/// 8 clients insert 2,000 messages each into 50 sessions: every counter equals a recount.
+#[test]
+fn eight_clients_insert_2000_messages_each_into_50_sessions() {
+    let db = TestDb::new("eight_clients");
+    let sessions: Vec<Uuid> = seed(&db, 10, 5).into_iter().map(|(_, s)| s).collect();
+    assert_eq!(sessions.len(), 50);
+    let barrier = Arc::new(Barrier::new(8));
+    let handles: Vec<_> = (0..8u64)
+        .map(|client| {
+            let sessions = sessions.clone();
+            let mut c = db.superuser();
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                let stmt = c
+                    .prepare("INSERT INTO messages (session_id, role, chat_type, content) VALUES ($1, 'user', $2::text::chat_type, $3)")
+                    .unwrap();
+                barrier.wait();
+                let mut x = client * 7919 + 1;
+                for i in 0..2000u64 {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    let session = sessions[((x >> 33) % 50) as usize];
+                    let chat = if i % 3 == 0 { "helper" } else { "main" };
+                    c.execute(&stmt, &[&session, &chat, &format!("client {client} message {i}")]).unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let mut c = db.superuser();
+    let row = c
+        .query_one("SELECT sum(message_count_main)::bigint, sum(message_count_helper)::bigint, (SELECT count(*) FROM messages) FROM sessions", &[])
+        .unwrap();
+    let (main, helper, all): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(all, 16_000);
+    assert_eq!(main + helper, 16_000);
+    let mismatched: i64 = c
+        .query_one(
+            "SELECT count(*) FROM sessions s
+              WHERE message_count_main <> (SELECT count(*) FROM messages m WHERE m.session_id = s.id AND chat_type = 'main')
+                 OR message_count_helper <> (SELECT count(*) FROM messages m WHERE m.session_id = s.id AND chat_type = 'helper')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(mismatched, 0);
+    assert_eq!(drifted(&db), 0);
+}
+
+/// Messages race a completion: every message that got in was counted, none got in after.
+#[test]
+fn messages_racing_a_completion_never_land_in_a_completed_session() {
+    let db = TestDb::new("race_completion");
+    let pairs = seed(&db, 1, 20);
+    for (_, session) in pairs {
+        let mut writer = db.superuser();
+        let mut completer = db.superuser();
+        let inserting = thread::spawn(move || {
+            let mut ok = 0;
+            for i in 0..200 {
+                match writer.execute(
+                    "INSERT INTO messages (session_id, role, chat_type, content) VALUES ($1, 'user', 'main', $2)",
+                    &[&session, &format!("m{i}")],
+                ) {
+                    Ok(_) => ok += 1,
+                    Err(e) => {
+                        assert_eq!(sqlstate(&e), "P0001", "{e}");
+                        assert!(message(&e).starts_with("cannot add messages to completed session"), "{e}");
+                        break;
+                    }
+                }
+            }
+            ok
+        });
+        thread::sleep(Duration::from_millis(5));
+        completer.execute("UPDATE sessions SET is_completed = true WHERE id = $1", &[&session]).unwrap();
+        let landed = inserting.join().unwrap();
+        let mut c = db.superuser();
+        let row = c
+            .query_one(
+                "SELECT s.message_count_main, (SELECT count(*) FROM messages m WHERE m.session_id = s.id),
+                        (SELECT count(*) FROM messages m WHERE m.session_id = s.id AND m.sent_at > s.completed_at)
+                   FROM sessions s WHERE s.id = $1",
+                &[&session],
+            )
+            .unwrap();
+        assert_eq!(row.get::<_, i32>(0) as i64, row.get::<_, i64>(1));
+        assert_eq!(row.get::<_, i64>(1), landed as i64);
+        assert_eq!(row.get::<_, i64>(2), 0, "a message was committed after the session completed");
+    }
+    assert_eq!(drifted(&db), 0);
+    assert_server_alive();
+}
+
+/// A client retries the same message (same idempotency key) from two connections at once.
+#[test]
+fn concurrent_idempotent_retries_count_once() {
+    let db = TestDb::new("idempotent_retries");
+    let (_, session) = seed(&db, 1, 1)[0];
+    for _ in 0..50 {
+        let key = Uuid::new_v4();
+        let barrier = Arc::new(Barrier::new(2));
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let mut c = db.superuser();
+                let barrier = barrier.clone();
+                thread::spawn(move || {
+                    barrier.wait();
+                    c.execute(
+                        "INSERT INTO messages (session_id, role, chat_type, content, client_message_id)
+                         VALUES ($1, 'user', 'main', 'retry', $2) ON CONFLICT DO NOTHING",
+                        &[&session, &key],
+                    )
+                    .unwrap()
+                })
+            })
+            .collect();
+        let inserted: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(inserted, 1);
+    }
+    let count: i32 = db.superuser().query_one("SELECT message_count_main FROM sessions", &[]).unwrap().get(0);
+    assert_eq!(count, 50);
+    assert_eq!(drifted(&db), 0);
+}
