@@ -313,32 +313,40 @@ fn completed_session_error(session: &str) -> ! {
 
 // ---- messages: per-session counts, once per session per statement -----------------------------
 
+/// Per-session counts of the `main` and `helper` messages in `$rows` (a transition table),
+/// applied to the sessions as `$set`, once per session.
+macro_rules! message_counts_sql {
+    ($rows:literal, $set:literal, $tail:literal) => {
+        concat!(
+            "WITH d AS (SELECT session_id,
+                               count(*) FILTER (WHERE chat_type = 'main') AS main,
+                               count(*) FILTER (WHERE chat_type = 'helper') AS helper
+                          FROM ", $rows, " GROUP BY session_id)
+             UPDATE @extschema@.sessions s SET ", $set, "
+               FROM d
+              WHERE s.id = d.session_id ", $tail
+        )
+    };
+}
+
 /// Bumps the counts and returns each touched session's `is_completed`: the row lock taken here
 /// serialises with a concurrent completion, so a session completed after the row-level check
 /// still rejects the statement.
 static MESSAGES_INSERTED: Stmt = Stmt::new(
-    "WITH d AS (SELECT session_id,
-                       count(*) FILTER (WHERE chat_type = 'main') AS main,
-                       count(*) FILTER (WHERE chat_type = 'helper') AS helper
-                  FROM new_rows GROUP BY session_id)
-     UPDATE @extschema@.sessions s
-        SET message_count_main = s.message_count_main + d.main,
-            message_count_helper = s.message_count_helper + d.helper
-       FROM d
-      WHERE s.id = d.session_id
-  RETURNING s.id, s.is_completed",
+    message_counts_sql!(
+        "new_rows",
+        "message_count_main = s.message_count_main + d.main, message_count_helper = s.message_count_helper + d.helper",
+        "RETURNING s.id, s.is_completed"
+    ),
     &[],
 );
 static MESSAGES_DELETED: Stmt = Stmt::new(
-    "WITH d AS (SELECT session_id,
-                       count(*) FILTER (WHERE chat_type = 'main') AS main,
-                       count(*) FILTER (WHERE chat_type = 'helper') AS helper
-                  FROM old_rows GROUP BY session_id)
-     UPDATE @extschema@.sessions s
-        SET message_count_main = greatest(s.message_count_main - d.main, 0),
-            message_count_helper = greatest(s.message_count_helper - d.helper, 0)
-       FROM d
-      WHERE s.id = d.session_id",
+    message_counts_sql!(
+        "old_rows",
+        "message_count_main = greatest(s.message_count_main - d.main, 0),
+         message_count_helper = greatest(s.message_count_helper - d.helper, 0)",
+        ""
+    ),
     &[],
 );
 

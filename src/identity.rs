@@ -1,9 +1,16 @@
-//! Who is calling: the JWT claims PostgREST and Supabase pass in `request.jwt.claims`
+//! Who is calling, and their profile: the JWT claims PostgREST and Supabase pass in `request.jwt.claims`
 //! (older PostgREST: one setting per claim, `request.jwt.claim.<name>`).
 
 use std::ffi::CStr;
 
+use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys::{PgBuiltInOids, PgOid};
 use pgrx::prelude::*;
+
+use crate::common::error::{require_arg, PgaError, INSUFFICIENT_PRIVILEGE, INVALID_PARAMETER};
+use crate::common::owner::{as_owner, may_write_protected_columns};
+use crate::common::plans::{self, Stmt};
+use crate::common::trigger::{native_trigger, Event, Level, Timing, TriggerCall, Usage};
 
 fn setting(name: &CStr) -> Option<String> {
     // SAFETY: GetConfigOption with missing_ok returns NULL or a pointer valid until the next
@@ -73,13 +80,6 @@ fn current_app_role() -> Option<String> {
 }
 
 // ---- profiles ----------------------------------------------------------------------------------
-
-use crate::common::error::{require_arg, PgaError, INSUFFICIENT_PRIVILEGE, INVALID_PARAMETER};
-use crate::common::owner::{as_owner, may_write_protected_columns};
-use crate::common::plans::{self, Stmt};
-use crate::common::trigger::{native_trigger, Event, Level, Timing, TriggerCall, Usage};
-use pgrx::datum::DatumWithOid;
-use pgrx::pg_sys::{PgBuiltInOids, PgOid};
 
 /// A practical address check: one `@`, a non-empty local part, a dotted domain, no spaces or
 /// control characters, at most 254 bytes (RFC 5321's path limit).

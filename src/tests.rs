@@ -212,4 +212,89 @@ mod tests {
         .unwrap();
         assert_eq!(one::<i64>("SELECT count(*) FROM ledger"), Some(1));
     }
+
+    // ---- chat: counters are written once per parent row per statement ----------------------
+
+    fn chat_fixture(profiles: i32, sessions_per_profile: i32) {
+        Spi::run(&format!(
+            "INSERT INTO scenarios (id, title) VALUES ('t', 'T');
+             INSERT INTO profiles (id, email)
+             SELECT ('10000000-0000-4000-8000-' || lpad(p::text, 12, '0'))::uuid, 'p' || p || '@example.com'
+               FROM generate_series(1, {profiles}) p;
+             INSERT INTO sessions (id, user_id, scenario_id, started_at)
+             SELECT ('00000000-0000-4000-8000-' || lpad(((p - 1) * {sessions_per_profile} + s)::text, 12, '0'))::uuid,
+                    ('10000000-0000-4000-8000-' || lpad(p::text, 12, '0'))::uuid, 't', now() - interval '1 minute'
+               FROM generate_series(1, {profiles}) p, generate_series(1, {sessions_per_profile}) s"
+        ))
+        .unwrap();
+    }
+
+    fn updates_of(table: &str) -> i64 {
+        one::<i64>(&format!("SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = '{table}'")).unwrap_or(0)
+    }
+
+    #[pg_test]
+    fn message_batch_updates_each_session_once() {
+        chat_fixture(10, 1);
+        let before = updates_of("sessions");
+        Spi::run(
+            "INSERT INTO messages (session_id, role, chat_type, content)
+             SELECT ('00000000-0000-4000-8000-' || lpad((i % 10 + 1)::text, 12, '0'))::uuid, 'user',
+                    CASE WHEN i % 2 = 0 THEN 'main' ELSE 'helper' END::chat_type, 'm' || i
+               FROM generate_series(1, 10000) i",
+        )
+        .unwrap();
+        assert_eq!(updates_of("sessions") - before, 10, "one update per session for the whole statement");
+        assert_eq!(one::<i64>("SELECT sum(message_count_main + message_count_helper) FROM sessions"), Some(10000));
+        assert_eq!(one::<i64>("SELECT count(*) FROM messages WHERE user_id IS NULL"), Some(0));
+        assert_eq!(one::<i64>("SELECT count(*) FROM verify_counts()"), Some(0));
+    }
+
+    #[pg_test]
+    fn completing_many_sessions_updates_each_profile_once() {
+        chat_fixture(10, 20);
+        let before = updates_of("profiles");
+        Spi::run("UPDATE sessions SET is_completed = true").unwrap();
+        assert_eq!(updates_of("profiles") - before, 10, "one update per profile for the whole statement");
+        assert_eq!(one::<i64>("SELECT sum(total_completed_sessions) FROM profiles"), Some(200));
+        assert_eq!(one::<i64>("SELECT count(*) FROM profiles WHERE weekly_completed_sessions <> 20"), Some(0));
+        assert_eq!(one::<i64>("SELECT count(*) FROM sessions WHERE completed_at IS NULL OR duration_seconds < 60"), Some(0));
+    }
+
+    #[pg_test]
+    fn updates_that_change_no_completion_leave_profiles_alone() {
+        chat_fixture(5, 4);
+        Spi::run("UPDATE sessions SET is_completed = true WHERE id IN (SELECT id FROM sessions ORDER BY id LIMIT 10)").unwrap();
+        let before = updates_of("profiles");
+        Spi::run("UPDATE sessions SET scenario_id = scenario_id").unwrap();
+        Spi::run("UPDATE sessions SET is_completed = true WHERE is_completed").unwrap();
+        assert_eq!(updates_of("profiles") - before, 0);
+    }
+
+    #[pg_test]
+    fn deleting_messages_in_one_statement_decrements_once_per_session() {
+        chat_fixture(3, 1);
+        Spi::run(
+            "INSERT INTO messages (session_id, role, chat_type, content)
+             SELECT ('00000000-0000-4000-8000-' || lpad((i % 3 + 1)::text, 12, '0'))::uuid, 'user', 'main', 'm' || i
+               FROM generate_series(1, 300) i",
+        )
+        .unwrap();
+        let before = updates_of("sessions");
+        Spi::run("DELETE FROM messages WHERE content LIKE 'm1%'").unwrap();
+        assert_eq!(updates_of("sessions") - before, 3);
+        assert_eq!(one::<i64>("SELECT count(*) FROM verify_counts()"), Some(0));
+    }
+
+    #[pg_test]
+    fn email_validation() {
+        for ok in ["a@b.co", "first.last+tag@example.co.uk", "UPPER@EXAMPLE.COM"] {
+            assert!(crate::identity::valid_email(ok), "{ok}");
+        }
+        for bad in ["", "plain", "@example.com", "a@", "a@b", "a@@b.com", "a b@c.com", "a@.b.com", "a@b.com.", "a@b..com", "a\u{0}@b.com"] {
+            assert!(!crate::identity::valid_email(bad), "{bad:?}");
+        }
+        let long = format!("{}@example.com", "a".repeat(65));
+        assert!(!crate::identity::valid_email(&long));
+    }
 }

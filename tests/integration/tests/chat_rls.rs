@@ -266,3 +266,56 @@ fn supabase_auth_users_hook_creates_profiles() {
     let err = su.execute("INSERT INTO auth.users (id, email) VALUES ($1, 'nope')", &[&Uuid::new_v4()]).unwrap_err();
     assert_eq!(sqlstate(&err), "22023");
 }
+
+/// 003's "RLS performance" item: at scale, a user's message page uses the pagination index,
+/// evaluates the identity once per query (InitPlan) and runs no per-row subquery (no N+1).
+#[test]
+fn rls_message_queries_at_scale_use_the_index_and_no_per_row_subqueries() {
+    let f = fixture("rls_scale");
+    let mut su = f.db.superuser();
+    // 20,000 messages per user over 20 sessions each.
+    for user in [f.alice, f.bob] {
+        su.execute(
+            "INSERT INTO sessions (user_id, scenario_id) SELECT $1, 'market' FROM generate_series(1, 19)",
+            &[&user],
+        )
+        .unwrap();
+        su.execute(
+            "INSERT INTO messages (session_id, role, chat_type, content)
+             SELECT s.id, 'user', 'main', 'message ' || i
+               FROM sessions s, generate_series(1, 1000) i WHERE s.user_id = $1",
+            &[&user],
+        )
+        .unwrap();
+    }
+    su.batch_execute("ANALYZE messages; ANALYZE sessions").unwrap();
+
+    let mut c = f.db.connect_as(ROLE);
+    let mut tx = as_user(&mut c, f.alice, "authenticated");
+    let page = format!(
+        "SELECT id, content, sent_at FROM messages WHERE session_id = '{}' ORDER BY sent_at, id LIMIT 50",
+        f.alice_session
+    );
+    let plan: serde_json::Value =
+        tx.query_one(&format!("EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) {page}"), &[]).unwrap().get(0);
+    let text = plan.to_string();
+    assert!(text.contains("messages_session_time_id_idx"), "page should use the pagination index: {text}");
+    assert!(text.contains("InitPlan"), "current_user_id() should be an InitPlan: {text}");
+    assert!(!text.contains("SubPlan"), "no per-row subquery (N+1): {text}");
+    let rows = tx.query(&page, &[]).unwrap();
+    assert_eq!(rows.len(), 50);
+    // Her whole history: exactly her own 20,001 messages, none of Bob's.
+    let mine: i64 = tx.query_one("SELECT count(*) FROM messages", &[]).unwrap().get(0);
+    assert_eq!(mine, 20_001);
+    let all_hers: bool = tx
+        .query_one("SELECT bool_and(user_id = $1) FROM messages", &[&f.alice])
+        .unwrap()
+        .get(0);
+    assert!(all_hers);
+    // Bob's session is invisible, whatever the query asks for.
+    let theirs: i64 = tx
+        .query_one("SELECT count(*) FROM messages WHERE session_id = $1", &[&f.bob_session])
+        .unwrap()
+        .get(0);
+    assert_eq!(theirs, 0);
+}

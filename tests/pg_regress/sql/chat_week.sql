@@ -39,6 +39,10 @@ INSERT INTO profiles (id, email, week_reset_date)
 SELECT gen_random_uuid(), 'p' || i || '@example.com', '2026-11-16 00:00:00+00' FROM generate_series(1, 25) i;
 SELECT reset_weekly_limits(10), reset_weekly_limits(10), reset_weekly_limits(10), reset_weekly_limits(10);
 SELECT count(*) FILTER (WHERE week_reset_date = '2026-11-30 00:00:00+00') AS next_monday, count(*) AS profiles FROM profiles;
+-- Again idempotent, over every profile: no row is rewritten.
+CREATE TEMP TABLE xmins AS SELECT id, xmin::text AS x FROM profiles;
+SELECT reset_weekly_limits() AS changed, reset_weekly_limits(5) AS changed_in_batch;
+SELECT count(*) AS rewritten FROM profiles p JOIN xmins USING (id) WHERE p.xmin::text <> xmins.x;
 -- Only superusers may pin the clock.
 RESET pg_assistant.clock_override;
 \set VERBOSITY sqlstate

@@ -1,0 +1,14 @@
+# The project's commands. Each one installs what it needs first (scripts/setup.sh).
+.PHONY: demo test bench bench-quick
+
+demo:            ## start a local PostgreSQL 15 with pg_assistant and show the rules at work
+	bash scripts/demo.sh
+
+test:            ## the whole test suite on every supported major (pgrx.toml)
+	bash scripts/test.sh
+
+bench:           ## full benchmark run; results in bench/results/
+	bash bench/run.sh --scale full
+
+bench-quick:     ## a few minutes; proves the harness works
+	bash bench/run.sh --scale quick

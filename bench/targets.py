@@ -1,0 +1,39 @@
+"""The targets of the benchmark issue, evaluated on a run's medians."""
+
+
+def _median(results, workload, metric, variant):
+    for r in results:
+        if r["workload"].name == workload:
+            return r["summary"].get(metric, {}).get(variant, {}).get("median")
+    return None
+
+
+def evaluate(results):
+    out = []
+
+    def check(name, ok, measured):
+        out.append((name, ok, measured))
+
+    for workload, metric, label in [
+        ("updated_at", "trigger_us", "updated_at"),
+        ("message_insert", "batch_trigger_us", "message insert (batch)"),
+        ("session_completion", "trigger_us", "session completion"),
+    ]:
+        n, p = _median(results, workload, metric, "native"), _median(results, workload, metric, "plpgsql")
+        if n is not None and p:
+            check(f"{label}: native per-row trigger time ≤ ½ PL/pgSQL", n <= 0.5 * p,
+                  f"{n:.3f} µs vs {p:.3f} µs ({n / p:.2f}×)")
+    n, m = _median(results, "updated_at", "trigger_us", "native"), _median(results, "updated_at", "trigger_us", "moddatetime")
+    if n is not None and m:
+        check("set_updated_at() ≤ moddatetime per row", n <= m, f"{n:.3f} µs vs {m:.3f} µs ({n / m:.2f}×)")
+    n = _median(results, "message_insert", "batch_ms", "native")
+    p = _median(results, "message_insert", "batch_ms", "plpgsql")
+    z = _median(results, "message_insert", "batch_ms", "none")
+    if n and p:
+        check("message batch: native ≥ 10× faster than PL/pgSQL", p / n >= 10, f"{p / n:.1f}× faster ({n:.0f} ms vs {p:.0f} ms)")
+    if n and z:
+        check("message batch: native within 3× of no triggers", n / z <= 3, f"{n / z:.2f}× ({n:.0f} ms vs {z:.0f} ms)")
+    f, s = _median(results, "weekly_reset", "first_ms", "native"), _median(results, "weekly_reset", "second_ms", "native")
+    if f and s is not None:
+        check("second weekly reset < 5% of the first", s < 0.05 * f, f"{s:.2f} ms vs {f:.0f} ms ({100 * s / f:.2f}%)")
+    return out

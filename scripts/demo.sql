@@ -1,0 +1,65 @@
+-- What pg_assistant does, step by step. Run by scripts/demo.sh.
+\set ON_ERROR_STOP 0
+\set VERBOSITY default
+\pset footer off
+SET client_min_messages = warning;
+
+\echo
+\echo '== 1. CREATE EXTENSION creates the whole database of the assistant'
+CREATE EXTENSION pg_assistant CASCADE;
+SELECT c.relname AS "table", c.relrowsecurity AS "row-level security",
+       (SELECT count(*) FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal) AS "native triggers"
+  FROM pg_class c JOIN pg_depend d ON d.objid = c.oid AND d.deptype = 'e'
+ WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_assistant') AND c.relkind = 'r'
+ ORDER BY 1;
+
+\echo '== 2. A profile (create_profile is the one way in; the weekly counter resets next Monday 00:00 UTC)'
+SELECT id, email, weekly_session_limit, week_reset_date
+  FROM create_profile('00000000-0000-4000-8000-00000000a1a1', 'ada@example.com', 'Ada');
+\echo '   ... a bad address is refused:'
+SELECT create_profile(gen_random_uuid(), 'ada-at-example');
+
+\echo
+\echo '== 3. A practice session with messages: user_id comes from the session, counts follow'
+INSERT INTO scenarios (id, title, emoji) VALUES ('market', 'At the market', '🛒');
+INSERT INTO sessions (id, user_id, scenario_id, started_at)
+VALUES ('00000000-0000-4000-8000-0000000005e5', '00000000-0000-4000-8000-00000000a1a1', 'market', now() - interval '7 minutes 12 seconds');
+INSERT INTO messages (session_id, role, chat_type, content) VALUES
+    ('00000000-0000-4000-8000-0000000005e5', 'scenario', 'main',   'Welcome! Fresh apples today.'),
+    ('00000000-0000-4000-8000-0000000005e5', 'user',     'main',   'How much are they?'),
+    ('00000000-0000-4000-8000-0000000005e5', 'user',     'helper', 'How do I ask for a discount?'),
+    ('00000000-0000-4000-8000-0000000005e5', 'helper',   'helper', 'Try: "Could you do a better price?"');
+SELECT role, chat_type, content, user_id FROM messages ORDER BY sent_at, role;
+SELECT message_count_main, message_count_helper FROM sessions;
+
+\echo '== 4. Messages are immutable'
+UPDATE messages SET content = 'edited' WHERE role = 'user' AND chat_type = 'main';
+
+\echo
+\echo '== 5. Completing the session stamps completed_at and duration, and counts it on the profile'
+UPDATE sessions SET is_completed = true;
+SELECT is_completed, completed_at, duration_seconds FROM sessions;
+SELECT total_completed_sessions, weekly_completed_sessions FROM profiles;
+
+\echo '== 6. A completed session takes no more messages and cannot be reopened'
+INSERT INTO messages (session_id, role, chat_type, content)
+VALUES ('00000000-0000-4000-8000-0000000005e5', 'user', 'main', 'One more thing...');
+UPDATE sessions SET is_completed = false;
+
+\echo
+\echo '== 7. The weekly limit'
+UPDATE profiles SET weekly_session_limit = 1;
+INSERT INTO sessions (user_id, scenario_id) VALUES ('00000000-0000-4000-8000-00000000a1a1', 'market');
+
+\echo
+\echo '== 8. Jobs: the weekly reset is idempotent; counters verify against a recount'
+SELECT reset_weekly_limits() AS reset_now;
+SELECT count(*) AS drifted_counters FROM verify_counts();
+
+\echo
+\echo '== 9. The generic triggers work on your own tables too'
+CREATE TABLE notes (id int PRIMARY KEY, body text, updated_at timestamptz);
+CREATE TRIGGER notes_updated_at BEFORE UPDATE ON notes FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+INSERT INTO notes VALUES (1, 'draft', NULL);
+UPDATE notes SET body = 'final';
+SELECT id, body, updated_at IS NOT NULL AS stamped FROM notes;
