@@ -53,7 +53,7 @@ class Workload:
     measure_together: Callable[["Bench"], dict[str, dict[str, float]]] | None = None
     plpgsql: str | None = "plpgsql"        # the variant ratios are taken against
     alternatives: tuple[str, ...] = ()      # the best of these is "the best alternative"
-    rounds: dict[str, int] = dataclasses.field(default_factory=lambda: {"quick": 5, "full": 7})
+    rounds: dict[str, int] = dataclasses.field(default_factory=lambda: {"quick": 5, "full": 5})
     notes: str = ""
 
 
@@ -93,15 +93,11 @@ class Bench:
             "triggers": {t["Trigger Name"]: (t["Time"], t["Calls"]) for t in triggers},
         }
 
-    def timed(self, statements: list[str]) -> list[tuple[float, object]]:
-        """Run statements in one transaction that is rolled back; client-side ms and first value of each."""
-        out = []
-        with self.conn.transaction(force_rollback=True):
-            for sql in statements:
-                t0 = time.perf_counter()
-                row = self.conn.execute(sql).fetchone()
-                out.append(((time.perf_counter() - t0) * 1000.0, row[0] if row else None))
-        return out
+    def timed(self, sql: str) -> tuple[float, object]:
+        """Run `sql` in its own committed transaction; client-side ms and the first value returned."""
+        t0 = time.perf_counter()
+        row = self.conn.execute(sql).fetchone()
+        return (time.perf_counter() - t0) * 1000.0, (row[0] if row else None)
 
     def pgbench(self, scripts: dict[str, str], clients: int, seconds: int) -> dict[str, dict[str, float]]:
         """One pgbench run (-M prepared) with one script per variant, picked at random per
@@ -141,7 +137,7 @@ def load_workloads(only: list[str]) -> list[Workload]:
         w = getattr(module, "WORKLOAD", None)
         if w and (not only or w.name in only):
             found.append(w)
-    return found
+    return sorted(found, key=lambda w: w.title)
 
 
 def run_workload(bench: Bench, w: Workload) -> dict:
@@ -229,7 +225,9 @@ def chart(results: list[dict], out: pathlib.Path) -> None:
     import matplotlib.pyplot as plt
 
     panels = [(res, m) for res in results for m in res["workload"].metrics if res["summary"].get(m.key)]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 1.2 + 1.05 * sum(len(res["summary"][m.key]) for res, m in panels) / max(1, len(panels)) * len(panels) / 2.2))
+    import textwrap
+    heights = [0.9 + 0.32 * len(res["summary"][m.key]) for res, m in panels]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, sum(heights)), gridspec_kw={"height_ratios": heights})
     if len(panels) == 1:
         axes = [axes]
     colours = {"native": "#2a9d8f", "plpgsql": "#e76f51", "none": "#8d99ae", "moddatetime": "#e9c46a",
@@ -240,7 +238,8 @@ def chart(results: list[dict], out: pathlib.Path) -> None:
         vals = [rows[n]["median"] for n in names]
         ax.barh(names, vals, color=[colours.get(n.split(":")[0].strip(), "#457b9d") for n in names])
         ax.invert_yaxis()
-        ax.set_title(f"{res['workload'].title}: {m.label} ({m.unit}, median)", fontsize=9, loc="left")
+        title = f"{res['workload'].title.split(':')[0]}: {m.label} ({m.unit}, median, lower is better)"
+        ax.set_title("\n".join(textwrap.wrap(title, 120)), fontsize=8.5, loc="left")
         ax.tick_params(labelsize=8)
         for i, v in enumerate(vals):
             ax.text(v, i, f" {fmt(v)}", va="center", fontsize=7)

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Benchmarks: native rules against their PL/pgSQL originals and the best alternative.
-#   bash bench/run.sh [--scale quick|full] [--only WORKLOAD...] [pgNN ...]
-# Default: quick scale, PostgreSQL 15. Results: bench/results/latest.{md,png} for pg15,
-# bench/results/<major>/latest.{md,png} for other majors.
+#   bash bench/run.sh [--scale quick|full] [--out DIR] [--only WORKLOAD...] [pgNN ...]
+# Default: quick scale, PostgreSQL 15. Results (latest.md, latest.png): full scale in
+# bench/results (other majors: bench/results/<major>), quick scale in target/bench/quick[/<major>],
+# so a quick run never overwrites the committed full results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scale=quick majors=() only=()
+scale=quick majors=() only=() out_base=""
 while (($#)); do
     case $1 in
         --scale) scale=$2; shift 2 ;;
+        --out) out_base=$2; shift 2 ;;
         --only) shift; while (($#)) && [[ $1 != pg* && $1 != --* ]]; do only+=("$1"); shift; done ;;
         pg*) majors+=("$1"); shift ;;
         *) echo "usage: bench/run.sh [--scale quick|full] [--only WORKLOAD...] [pgNN ...]" >&2; exit 2 ;;
@@ -29,7 +31,8 @@ fi
 for major in "${majors[@]}"; do
     num=${major#pg}
     pg_config=$(pga_pg_config "$major")
-    out="bench/results"; [[ $major == pg15 ]] || out="bench/results/$major"
+    base=${out_base:-$([[ $scale == full ]] && echo bench/results || echo target/bench/quick)}
+    out="$base"; [[ $major == pg15 ]] || out="$base/$major"
     echo "==> $major: release build of pg_assistant" >&2
     cargo pgrx install --release --pg-config "$pg_config" >"$PGA_CACHE/run/bench-install-$major.log" 2>&1 \
         || { tail -30 "$PGA_CACHE/run/bench-install-$major.log"; exit 1; }

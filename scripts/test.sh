@@ -53,7 +53,7 @@ for major in "${majors[@]}"; do
         tally regress $rc "$(regress_counts "$out/regress.log")"
 
         PGA_TEST_HOST=127.0.0.1 PGA_TEST_PORT=$port PGA_TEST_BINDIR=$bin PGA_TEST_MAJOR=$num \
-            cargo test --manifest-path tests/integration/Cargo.toml -- --test-threads=4 >"$out/integration.log" 2>&1; rc=$?
+            cargo test --no-fail-fast --manifest-path tests/integration/Cargo.toml -- --test-threads=4 >"$out/integration.log" 2>&1; rc=$?
         tally integration $rc "$(cargo_counts "$out/integration.log")"
         pga_server_stop "$major" "$data"
     else

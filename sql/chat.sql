@@ -154,3 +154,9 @@ REVOKE EXECUTE ON FUNCTION @extschema@.delete_expired_sessions(interval) FROM PU
 REVOKE EXECUTE ON FUNCTION @extschema@.delete_old_logs(interval) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.repair_counts() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.verify_counts() FROM PUBLIC;
+
+-- The chat trigger functions serve only the extension's own tables.
+REVOKE EXECUTE ON FUNCTION @extschema@.sessions_before_write() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.sessions_count_completions() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.messages_before_insert() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.messages_count() FROM PUBLIC;

@@ -15,6 +15,7 @@ use pgrx::prelude::*;
 use crate::common::error::{require_arg, PgaError, INVALID_PARAMETER};
 use crate::common::owner::{as_owner, may_write_protected_columns};
 use crate::common::plans::{self, Stmt};
+use crate::common::restore::loading_dump;
 use crate::common::time;
 use crate::common::trigger::{native_trigger, statement_done, Event, Level, Timing, TriggerCall, Usage};
 
@@ -61,6 +62,7 @@ native_trigger!(pga_sessions_before_write, pg_finfo_pga_sessions_before_write, "
 
 fn sessions_before_write(call: &TriggerCall) -> pg_sys::Datum {
     call.require(&SESSIONS_BEFORE_WRITE, None);
+    call.require_own_table(c"sessions");
     let is_completed_col = call.column("is_completed");
     let new = call.new_tuple();
     let now_completed = call.get(new, is_completed_col).is_some_and(|d| d.value() != 0);
@@ -81,8 +83,11 @@ fn sessions_before_write(call: &TriggerCall) -> pg_sys::Datum {
             if !may_write_protected_columns() {
                 reject_supplied_counters(call);
             }
-            if let Some(user) = call.get(new, call.column("user_id")) {
-                check_weekly_limit(user);
+            // A restored session was allowed when it was first created.
+            if !loading_dump() {
+                if let Some(user) = call.get(new, call.column("user_id")) {
+                    check_weekly_limit(user);
+                }
             }
         }
     }
@@ -211,6 +216,10 @@ native_trigger!(
 
 fn sessions_count_completions(call: &TriggerCall) -> pg_sys::Datum {
     call.require(&AFTER_STATEMENT_ANY, None);
+    call.require_own_table(c"sessions");
+    if loading_dump() {
+        return statement_done(); // restored profiles carry their counters
+    }
     let stmt = match call.event() {
         Event::Insert => &COMPLETIONS_INSERTED,
         Event::Update => &COMPLETIONS_UPDATED,
@@ -273,6 +282,7 @@ native_trigger!(pga_messages_before_insert, pg_finfo_pga_messages_before_insert,
 
 fn messages_before_insert(call: &TriggerCall) -> pg_sys::Datum {
     call.require(&BEFORE_INSERT_ROW, None);
+    call.require_own_table(c"messages");
     let new = call.new_tuple();
     let session_col = call.column("session_id");
     // NOT NULL on session_id reports a missing value.
@@ -285,7 +295,7 @@ fn messages_before_insert(call: &TriggerCall) -> pg_sys::Datum {
         .detail(format!("Key (session_id)=({}) is not present in table \"sessions\".", uuid_text(Some(session))))
         .raise()
     };
-    if facts.is_completed {
+    if facts.is_completed && !loading_dump() {
         completed_session_error(&uuid_text(Some(session)));
     }
     let user_col = call.column("user_id");
@@ -357,7 +367,11 @@ native_trigger!(pga_messages_count, pg_finfo_pga_messages_count, "messages_count
 
 fn messages_count(call: &TriggerCall) -> pg_sys::Datum {
     call.require(&AFTER_STATEMENT_INSERT_DELETE, None);
+    call.require_own_table(c"messages");
     forget_statement_state();
+    if loading_dump() {
+        return statement_done(); // restored sessions carry their counts
+    }
     let inserted = call.event() == Event::Insert;
     let completed = as_owner(|| {
         Spi::connect_mut(|client| {

@@ -157,6 +157,7 @@ native_trigger!(pga_profiles_guard, pg_finfo_pga_profiles_guard, "profiles_guard
 /// Counters, limits and the tenant are not the user's to change (42501).
 fn profiles_guard(call: &TriggerCall) -> pg_sys::Datum {
     call.require(&BEFORE_UPDATE_ROW, None);
+    call.require_own_table(c"profiles");
     call.guard_protected_columns(&PROFILE_PROTECTED);
     call.keep(call.new_tuple())
 }
@@ -168,6 +169,15 @@ native_trigger!(pga_create_profile_for_auth_user, pg_finfo_pga_create_profile_fo
 /// AFTER INSERT ON auth.users: the new user's profile (Supabase).
 fn profile_for_auth_user(call: &TriggerCall) -> pg_sys::Datum {
     call.require(&AFTER_INSERT_ROW, None);
+    // It creates profiles as the owner: only sign-ups may drive it.
+    if call.qualified_table_name() != "auth.users" {
+        PgaError::new(
+            crate::common::error::TRIGGER_PROTOCOL,
+            "create_profile_for_auth_user() may only be used by table auth.users",
+        )
+        .detail(format!("Trigger \"{}\" is on {}.", call.trigger_name(), call.qualified_table_name()))
+        .raise();
+    }
     let new = call.new_tuple();
     let id = call.get(new, call.column("id"));
     let email = call.get(new, call.column("email"));
@@ -191,6 +201,7 @@ fn install_auth_hook() -> bool {
     Spi::run(&format!(
         "CREATE FUNCTION {schema}.create_profile_for_auth_user() RETURNS trigger
              LANGUAGE c AS 'pg_assistant', 'pga_create_profile_for_auth_user';
+         REVOKE EXECUTE ON FUNCTION {schema}.create_profile_for_auth_user() FROM PUBLIC;
          CREATE TRIGGER pg_assistant_create_profile AFTER INSERT ON auth.users
              FOR EACH ROW EXECUTE FUNCTION {schema}.create_profile_for_auth_user()"
     ))

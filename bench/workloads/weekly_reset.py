@@ -5,9 +5,9 @@ from workloads.chat_schema import SCHEMA, ensure
 
 VARIANTS = ["none", "plpgsql", "native"]
 CALL = {
-    "none": ("UPDATE bench_plain.profiles SET weekly_completed_sessions = 0, "
+    "none": ("WITH reset AS (UPDATE bench_plain.profiles SET weekly_completed_sessions = 0, "
              "week_reset_date = date_trunc('week', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' + interval '1 week' "
-             "WHERE week_reset_date <= now() RETURNING 1"),
+             "WHERE week_reset_date <= now() RETURNING 1) SELECT count(*) FROM reset"),
     "plpgsql": "SELECT bench_plpgsql.reset_weekly_limits()",
     "native": "SELECT public.reset_weekly_limits()",
 }
@@ -27,10 +27,17 @@ def setup(b: Bench) -> None:
 
 
 def measure(b: Bench, variant: str) -> dict[str, float]:
-    # Both runs in one transaction that is rolled back: every round resets the same due profiles.
-    (first_ms, _), (second_ms, second_value) = b.timed([CALL[variant], CALL[variant]])
+    # The two runs commit, as a job's do; then, untimed, the profiles are made due again and the
+    # table vacuumed, so every round starts from the same state.
+    s = SCHEMA[variant]
+    first_ms, _ = b.timed(CALL[variant])
+    second_ms, second_value = b.timed(CALL[variant])
     if variant != "none":
         assert second_value == 0, f"{variant}: second reset changed {second_value} rows"
+    b.run(f"ALTER TABLE {s}.profiles DISABLE TRIGGER USER")
+    b.run(f"UPDATE {s}.profiles SET week_reset_date = now() - interval '1 hour' WHERE email LIKE 'reset%'")
+    b.run(f"ALTER TABLE {s}.profiles ENABLE TRIGGER USER")
+    b.run(f"VACUUM (FREEZE, ANALYZE) {s}.profiles")
     return {"first_ms": first_ms, "second_ms": second_ms if variant != "none" else None}
 
 
@@ -47,5 +54,7 @@ WORKLOAD = Workload(
     alternatives=("none",),
     rounds={"quick": 3, "full": 5},
     notes="`none` is a plain UPDATE on a table without triggers; the PL/pgSQL and native tables also "
-          "keep updated_at (and, natively, the protected-column guard) on every reset row.",
+          "keep updated_at (and, natively, the protected-column guard) on every reset row. Both runs commit; "
+          "the second one's time is mostly the index scan stepping over the entries the first run left dead "
+          "(a third run, or one after autovacuum, reads almost nothing).",
 )

@@ -5,6 +5,7 @@ pub mod columns;
 pub mod error;
 pub mod owner;
 pub mod plans;
+pub mod restore;
 pub mod schema;
 pub mod time;
 pub mod trigger;

@@ -6,15 +6,9 @@
 //! switches to the owner with a fixed `search_path` and switches back afterwards. On error,
 //! transaction or subtransaction abort restores both, as it does for SECURITY DEFINER.
 
-use std::cell::Cell;
-
 use pgrx::pg_sys;
 
 use super::schema;
-
-thread_local! {
-    static DEPTH: Cell<u32> = const { Cell::new(0) };
-}
 
 pub fn as_owner<R>(f: impl FnOnce() -> R) -> R {
     let owner = schema::owner();
@@ -38,9 +32,7 @@ pub fn as_owner<R>(f: impl FnOnce() -> R) -> R {
         );
         nest
     };
-    DEPTH.with(|d| d.set(d.get() + 1));
     let result = f();
-    DEPTH.with(|d| d.set(d.get() - 1));
     unsafe {
         pg_sys::AtEOXact_GUC(true, nest);
         pg_sys::SetUserIdAndSecContext(saved_user, saved_context);

@@ -13,6 +13,7 @@ use super::error::PgaError;
 #[derive(Clone)]
 struct Extension {
     schema: String,
+    namespace: pg_sys::Oid,
     owner: pg_sys::Oid,
 }
 
@@ -34,15 +35,21 @@ pub fn owner() -> pg_sys::Oid {
     extension().owner
 }
 
+/// Whether `relid` is the extension's own table `name` (a syscache lookup, no SPI).
+pub fn is_own_table(relid: pg_sys::Oid, name: &std::ffi::CStr) -> bool {
+    // SAFETY: get_relname_relid is a plain catalog cache lookup.
+    unsafe { pg_sys::get_relname_relid(name.as_ptr(), extension().namespace) == relid }
+}
+
 fn lookup() -> Extension {
-    let found = Spi::get_two::<String, pg_sys::Oid>(
-        "SELECT pg_catalog.quote_ident(n.nspname)::text, e.extowner
+    let found = Spi::get_three::<String, pg_sys::Oid, pg_sys::Oid>(
+        "SELECT pg_catalog.quote_ident(n.nspname)::text, n.oid, e.extowner
            FROM pg_catalog.pg_extension e
            JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
           WHERE e.extname = 'pg_assistant'",
     );
     match found {
-        Ok((Some(schema), Some(owner))) => Extension { schema, owner },
+        Ok((Some(schema), Some(namespace), Some(owner))) => Extension { schema, namespace, owner },
         _ => PgaError::new(
             pgrx::PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             "extension \"pg_assistant\" is not installed in this database",

@@ -182,6 +182,20 @@ impl TriggerCall {
         .raise()
     }
 
+    /// Reject (`39P01`) a trigger attached to any table but the extension's own `table`: the
+    /// rules' statements are planned for that table and its transition tables.
+    pub fn require_own_table(&self, table: &'static std::ffi::CStr) {
+        if !super::schema::is_own_table(self.relid(), table) {
+            let table = table.to_string_lossy();
+            PgaError::new(
+                TRIGGER_PROTOCOL,
+                format!("{}() may only be used by pg_assistant's own table \"{table}\"", self.function),
+            )
+            .detail(format!("Trigger \"{}\" is on {}.", self.trigger_name(), self.qualified_table_name()))
+            .raise();
+        }
+    }
+
     fn relation(&self) -> &pg_sys::RelationData {
         // SAFETY: tg_relation is valid for the duration of the trigger call.
         unsafe { &*self.data().tg_relation }

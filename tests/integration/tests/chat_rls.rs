@@ -228,6 +228,29 @@ fn scenarios_are_readable_by_all_and_writable_by_admins() {
 }
 
 #[test]
+fn rule_trigger_functions_are_not_for_ordinary_roles() {
+    let f = fixture("rls_trigger_functions");
+    let mut su = f.db.superuser();
+    su.batch_execute(&format!("GRANT CREATE ON SCHEMA public TO {ROLE}")).unwrap();
+    let mut c = f.db.connect_as(ROLE);
+    c.batch_execute("CREATE TABLE mine (id int, updated_at timestamptz)").unwrap();
+    for function in ["messages_count()", "messages_before_insert()", "sessions_count_completions()", "sessions_before_write()", "profiles_guard_protected_columns()"] {
+        let err = c
+            .batch_execute(&format!("CREATE TRIGGER x AFTER INSERT ON mine FOR EACH STATEMENT EXECUTE FUNCTION {function}"))
+            .unwrap_err();
+        assert_eq!(sqlstate(&err), "42501", "{function}: {err}");
+    }
+    // The generic triggers are meant for users' tables.
+    c.batch_execute(
+        "CREATE TRIGGER mine_updated_at BEFORE UPDATE ON mine FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+         INSERT INTO mine VALUES (1, NULL); UPDATE mine SET id = 2;",
+    )
+    .unwrap();
+    let stamped: bool = c.query_one("SELECT updated_at IS NOT NULL FROM mine", &[]).unwrap().get(0);
+    assert!(stamped);
+}
+
+#[test]
 fn jobs_are_not_for_ordinary_roles() {
     let f = fixture("rls_jobs");
     let mut c = f.db.connect_as(ROLE);
