@@ -436,7 +436,8 @@ static JOB_LOG: Stmt = Stmt::new(
     "INSERT INTO @extschema@.logs (level, event, message, metadata)
      VALUES ('info', 'job', $1,
              pg_catalog.jsonb_build_object('job', $1, 'started_at', $2, 'finished_at', pg_catalog.clock_timestamp(),
-                                           'rows_deleted', $3, 'older_than', $4::text))",
+                                           'rows_deleted', $3,
+                                           'older_than_seconds', pg_catalog.date_part('epoch', $4)))",
     &[TEXT, TIMESTAMPTZ, INT8, INTERVAL],
 );
 
