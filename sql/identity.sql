@@ -70,4 +70,5 @@ COMMENT ON FUNCTION @extschema@.create_profile(uuid, text, text) IS
 
 -- When Supabase's auth.users exists, every new user gets a profile.
 SELECT @extschema@._install_auth_hook();
+REVOKE EXECUTE ON FUNCTION @extschema@._install_auth_hook() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.profiles_guard_protected_columns() FROM PUBLIC;

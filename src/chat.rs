@@ -16,7 +16,7 @@ use crate::common::error::{require_arg, PgaError, INVALID_PARAMETER};
 use crate::common::owner::{as_owner, may_write_protected_columns};
 use crate::common::plans::{self, Stmt};
 use crate::common::restore::loading_dump;
-use crate::common::time;
+use crate::common::time::{self, arg as ts};
 use crate::common::trigger::{native_trigger, statement_done, Event, Level, Timing, TriggerCall, Usage};
 
 const UUID: PgOid = PgOid::BuiltIn(PgBuiltInOids::UUIDOID);
@@ -25,11 +25,6 @@ const INT4: PgOid = PgOid::BuiltIn(PgBuiltInOids::INT4OID);
 const INT8: PgOid = PgOid::BuiltIn(PgBuiltInOids::INT8OID);
 const TEXT: PgOid = PgOid::BuiltIn(PgBuiltInOids::TEXTOID);
 const INTERVAL: PgOid = PgOid::BuiltIn(PgBuiltInOids::INTERVALOID);
-
-fn ts(value: pg_sys::TimestampTz) -> DatumWithOid<'static> {
-    // SAFETY: a TimestampTz is a by-value int8 datum of type timestamptz.
-    unsafe { DatumWithOid::new(pg_sys::Datum::from(value), TIMESTAMPTZ.value()) }
-}
 
 fn uuid_text(datum: Option<pg_sys::Datum>) -> String {
     match datum {

@@ -3,7 +3,6 @@
 
 use std::ffi::CStr;
 
-use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::{PgBuiltInOids, PgOid};
 use pgrx::prelude::*;
 
@@ -119,9 +118,7 @@ fn insert_profile(user_id: pgrx::Uuid, email: Option<&str>, display_name: Option
             .raise(),
     };
     let now = crate::common::time::now();
-    let resets = crate::common::time::next_week_start(now);
-    // SAFETY: a TimestampTz datum of type timestamptz.
-    let resets = unsafe { DatumWithOid::new(pg_sys::Datum::from(resets), pg_sys::TIMESTAMPTZOID) };
+    let resets = crate::common::time::arg(crate::common::time::next_week_start(now));
     as_owner(|| {
         plans::with(&INSERT_PROFILE, &[user_id.into(), email.into(), display_name.into(), resets], |mut rows| {
             rows.next().and_then(|r| r.get::<pgrx::Uuid>(1).ok().flatten())

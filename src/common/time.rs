@@ -70,6 +70,12 @@ fn parse_timestamptz(text: &std::ffi::CStr) -> pg_sys::TimestampTz {
     }
 }
 
+/// A timestamp as an SPI argument of type timestamptz.
+pub fn arg(value: pg_sys::TimestampTz) -> pgrx::datum::DatumWithOid<'static> {
+    // SAFETY: a TimestampTz is a by-value int8 datum of type timestamptz.
+    unsafe { pgrx::datum::DatumWithOid::new(pg_sys::Datum::from(value), pg_sys::TIMESTAMPTZOID) }
+}
+
 /// Whole seconds from `from` to `to`, truncated toward zero.
 pub fn whole_seconds(from: pg_sys::TimestampTz, to: pg_sys::TimestampTz) -> i64 {
     (to as i128 - from as i128).div_euclid(1_000_000).clamp(i32::MIN as i128, i32::MAX as i128) as i64
