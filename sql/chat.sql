@@ -27,6 +27,7 @@ CREATE TABLE @extschema@.sessions (
     message_count_helper  int NOT NULL DEFAULT 0,
     updated_at            timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT sessions_completed_has_completed_at CHECK (NOT is_completed OR completed_at IS NOT NULL),
+    CONSTRAINT sessions_times_finite CHECK (isfinite(started_at) AND (completed_at IS NULL OR isfinite(completed_at))),
     CONSTRAINT sessions_completed_after_started CHECK (completed_at IS NULL OR completed_at >= started_at),
     CONSTRAINT sessions_duration_non_negative CHECK (duration_seconds IS NULL OR duration_seconds >= 0),
     CONSTRAINT sessions_message_counts_non_negative CHECK (message_count_main >= 0 AND message_count_helper >= 0)
@@ -115,6 +116,12 @@ CREATE TRIGGER messages_count_delete AFTER DELETE ON @extschema@.messages
     REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.messages_count();
 
+-- logs: ordinary callers log only about their own sessions; id and created_at are assigned.
+CREATE FUNCTION @extschema@.logs_before_insert() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'pga_logs_before_insert';
+CREATE TRIGGER logs_before_insert BEFORE INSERT ON @extschema@.logs
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.logs_before_insert();
+
 -- Row-level security: a user reads and writes only their own rows.
 ALTER TABLE @extschema@.scenarios ENABLE ROW LEVEL SECURITY;
 ALTER TABLE @extschema@.sessions ENABLE ROW LEVEL SECURITY;
@@ -148,7 +155,8 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.messages', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.logs', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.logs_id_seq', '');
 
--- Jobs and maintenance functions are for the owner and services; grant EXECUTE as needed.
+-- Jobs and maintenance functions are for the owner and services: each checks natively that its
+-- caller is a superuser or has BYPASSRLS, whatever EXECUTE grants say.
 REVOKE EXECUTE ON FUNCTION @extschema@.reset_weekly_limits(int) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.delete_expired_sessions(interval) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.delete_old_logs(interval) FROM PUBLIC;
@@ -160,3 +168,4 @@ REVOKE EXECUTE ON FUNCTION @extschema@.sessions_before_write() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.sessions_count_completions() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.messages_before_insert() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.messages_count() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.logs_before_insert() FROM PUBLIC;

@@ -1,7 +1,8 @@
 -- Identity and tenancy (DESIGN.md 3.1): tenants and profiles.
 -- Profiles are created only through create_profile() (or the auth.users hook); there is no
--- INSERT policy. Counter and limit columns are written only by the extension's rules and by
--- callers with BYPASSRLS (guarded natively by profiles_guard_protected_columns).
+-- INSERT policy. Counter and limit columns, the tenant and the e-mail address are written only
+-- by the extension's rules and by callers with BYPASSRLS (guarded natively by
+-- profiles_guard_protected_columns).
 
 CREATE TABLE @extschema@.tenants (
     id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -18,6 +19,8 @@ CREATE TABLE @extschema@.profiles (
     display_name               text,
     total_completed_sessions   int NOT NULL DEFAULT 0 CHECK (total_completed_sessions >= 0),
     weekly_completed_sessions  int NOT NULL DEFAULT 0 CHECK (weekly_completed_sessions >= 0),
+    -- Sessions started this week, never decremented: what weekly_session_limit caps.
+    weekly_started_sessions    int NOT NULL DEFAULT 0 CHECK (weekly_started_sessions >= 0),
     weekly_session_limit       int CHECK (weekly_session_limit >= 0),
     week_reset_date            timestamptz NOT NULL DEFAULT @extschema@.next_week_start(now()),
     created_at                 timestamptz NOT NULL DEFAULT now(),

@@ -13,10 +13,13 @@ use pgrx::pg_sys::{self, PgBuiltInOids, PgOid};
 use pgrx::prelude::*;
 
 use crate::common::error::{require_arg, PgaError, INVALID_PARAMETER};
-use crate::common::owner::{as_owner, may_write_protected_columns};
+use crate::common::owner::{
+    as_owner, as_owner_native, may_write_protected_columns, require_privileged_caller, row_security_violation,
+};
 use crate::common::plans::{self, Stmt};
 use crate::common::restore::loading_dump;
 use crate::common::time::{self, arg as ts};
+use crate::identity::current_user_uuid;
 use crate::common::trigger::{native_trigger, statement_done, Event, Level, Timing, TriggerCall, Usage};
 
 const UUID: PgOid = PgOid::BuiltIn(PgBuiltInOids::UUIDOID);
@@ -46,12 +49,11 @@ const SESSIONS_BEFORE_WRITE: Usage =
 
 /// Written by the rules, or by callers with BYPASSRLS.
 const SESSION_PROTECTED: [&str; 4] = ["completed_at", "duration_seconds", "message_count_main", "message_count_helper"];
-
-static PROFILE_WEEK: Stmt = Stmt::new(
-    "SELECT weekly_completed_sessions, weekly_session_limit, week_reset_date
-       FROM @extschema@.profiles WHERE id = $1",
-    &[UUID],
-);
+/// On UPDATE `started_at` is protected too: the duration is measured from it.
+const SESSION_PROTECTED_ON_UPDATE: [&str; 5] =
+    ["completed_at", "duration_seconds", "message_count_main", "message_count_helper", "started_at"];
+/// How far an ordinary caller's `started_at` may be from now (client clock skew).
+const STARTED_AT_SKEW_SECONDS: i64 = 300;
 
 native_trigger!(pga_sessions_before_write, pg_finfo_pga_sessions_before_write, "sessions_before_write", sessions_before_write);
 
@@ -62,7 +64,7 @@ fn sessions_before_write(call: &TriggerCall) -> pg_sys::Datum {
     let new = call.new_tuple();
     let now_completed = call.get(new, is_completed_col).is_some_and(|d| d.value() != 0);
 
-    match call.event() {
+    let becomes_completed = match call.event() {
         Event::Update => {
             let was_completed = call.get(call.old_tuple(), is_completed_col).is_some_and(|d| d.value() != 0);
             if was_completed && !now_completed {
@@ -72,22 +74,26 @@ fn sessions_before_write(call: &TriggerCall) -> pg_sys::Datum {
                     .hint("Start a new session instead.")
                     .raise();
             }
-            call.guard_protected_columns(&SESSION_PROTECTED);
+            call.guard_protected_columns(&SESSION_PROTECTED_ON_UPDATE);
+            now_completed && !was_completed
         }
         _ => {
             if !may_write_protected_columns() {
-                reject_supplied_counters(call);
-            }
-            // A restored session was allowed when it was first created.
-            if !loading_dump() {
-                if let Some(user) = call.get(new, call.column("user_id")) {
-                    check_weekly_limit(user);
+                // Someone else's session is refused before anything of theirs is read.
+                let user = call.get(new, call.column("user_id")).map(uuid_bytes);
+                if user.is_none() || user != caller() {
+                    row_security_violation("sessions");
                 }
+                reject_supplied_counters(call);
+                check_started_at(call);
             }
+            now_completed
         }
-    }
+    };
+    // The weekly limit is enforced per statement (sessions_count_completions), under the
+    // profile's row lock.
 
-    if !now_completed {
+    if !becomes_completed {
         return call.keep(new);
     }
     let completed_at_col = call.column("completed_at");
@@ -124,75 +130,70 @@ fn reject_supplied_counters(call: &TriggerCall) {
     }
 }
 
-fn check_weekly_limit(user: pg_sys::Datum) {
+/// An ordinary user's session starts now: `started_at` within a few minutes of the current time.
+fn check_started_at(call: &TriggerCall) {
+    let Some(started) = call.get(call.new_tuple(), call.column("started_at")) else { return };
+    let started = started.value() as i64;
     let now = time::now();
-    // SAFETY: `user` is a non-null uuid datum from the new row.
-    let user_arg = unsafe { DatumWithOid::new(user, UUID.value()) };
-    let found = as_owner(|| {
-        plans::with(&PROFILE_WEEK, &[user_arg], |mut rows| {
-            let row = rows.next()?;
-            let weekly: i32 = row.get(1).ok().flatten().unwrap_or(0);
-            let limit: Option<i32> = row.get(2).ok().flatten();
-            let resets: Option<TimestampWithTimeZone> = row.get(3).ok().flatten();
-            Some((weekly, limit, resets))
-        })
-    });
-    // A missing profile is the foreign key's to report (23503).
-    let Some((weekly, Some(limit), resets)) = found else { return };
-    let resets_at = resets.map(|r| r.into_inner()).unwrap_or(i64::MIN);
-    // A counter whose reset date has passed counts as zero: a missed job never blocks anyone.
-    let effective = if resets_at <= now { 0 } else { weekly };
-    if effective >= limit {
-        let user = uuid_text(Some(user));
-        PgaError::rule("weekly session limit reached")
-            .detail(format!("Profile {user} has completed {effective} of {limit} sessions allowed this week."))
-            .hint(format!(
-                "The weekly counter resets on {}.",
-                // SAFETY: timestamptz output of a valid value.
-                unsafe { crate::common::trigger::output(pg_sys::TIMESTAMPTZOID, pg_sys::Datum::from(resets_at)) }
-            ))
+    let skew = (started as i128 - now as i128).abs();
+    if skew > STARTED_AT_SKEW_SECONDS as i128 * 1_000_000 {
+        PgaError::rule(format!("started_at must be within {} minutes of the current time", STARTED_AT_SKEW_SECONDS / 60))
+            .detail(format!("started_at was {}; the current time is {}.", timestamp_text(started), timestamp_text(now)))
+            .hint("Leave started_at out: it defaults to now().")
             .raise();
     }
 }
 
+fn timestamp_text(ts: pg_sys::TimestampTz) -> String {
+    // SAFETY: the output function of timestamptz accepts any value, infinities included.
+    unsafe { crate::common::trigger::output(pg_sys::TIMESTAMPTZOID, pg_sys::Datum::from(ts)) }
+}
+
 // ---- sessions: profile completion counters, once per profile per statement -------------------
 
-/// `$1` now, `$2` start of the current week, `$3` start of the next week. `c` holds +1 for each
-/// completed new row and -1 for each completed old row; what nets to zero touches nothing.
-macro_rules! completion_counts_sql {
-    ($completed_rows:literal) => {
+/// `$1` now, `$2` start of the current week, `$3` start of the next week. `c` holds, per session
+/// row, `started` (1 for each inserted row) and `sign` (+1 for each completed new row, -1 for
+/// each completed old row); what nets to zero touches nothing. A profile whose week has ended
+/// starts the new one: both weekly counters restart from this statement's rows.
+macro_rules! profile_counts_sql {
+    ($rows:literal) => {
         concat!(
-            "WITH c(user_id, sign, completed_at) AS (", $completed_rows, "),
-             d AS (SELECT user_id, sum(sign) AS total,
+            "WITH c(user_id, started, sign, completed_at) AS (", $rows, "),
+             d AS (SELECT user_id, sum(started) AS started, sum(sign) AS total,
                           coalesce(sum(sign) FILTER (WHERE completed_at >= $2), 0) AS weekly
                      FROM c GROUP BY user_id
-                   HAVING sum(sign) <> 0 OR coalesce(sum(sign) FILTER (WHERE completed_at >= $2), 0) <> 0)
+                   HAVING sum(started) <> 0 OR sum(sign) <> 0
+                       OR coalesce(sum(sign) FILTER (WHERE completed_at >= $2), 0) <> 0)
              UPDATE @extschema@.profiles p
-                SET total_completed_sessions = greatest(p.total_completed_sessions + d.total, 0),
+                SET weekly_started_sessions = CASE WHEN p.week_reset_date <= $1
+                                                   THEN d.started
+                                                   ELSE p.weekly_started_sessions + d.started END,
+                    total_completed_sessions = greatest(p.total_completed_sessions + d.total, 0),
                     weekly_completed_sessions = CASE WHEN p.week_reset_date <= $1
                                                      THEN greatest(d.weekly, 0)
                                                      ELSE greatest(p.weekly_completed_sessions + d.weekly, 0) END,
                     week_reset_date = CASE WHEN p.week_reset_date <= $1 THEN $3 ELSE p.week_reset_date END
                FROM d
-              WHERE p.id = d.user_id"
+              WHERE p.id = d.user_id
+          RETURNING p.id, p.weekly_started_sessions, p.weekly_session_limit, d.started, p.week_reset_date"
         )
     };
 }
 
-static COMPLETIONS_INSERTED: Stmt = Stmt::new(
-    completion_counts_sql!("SELECT user_id, 1, completed_at FROM new_rows WHERE is_completed"),
+static SESSIONS_INSERTED: Stmt = Stmt::new(
+    profile_counts_sql!("SELECT user_id, 1, CASE WHEN is_completed THEN 1 ELSE 0 END, completed_at FROM new_rows"),
     &[TIMESTAMPTZ, TIMESTAMPTZ, TIMESTAMPTZ],
 );
-static COMPLETIONS_UPDATED: Stmt = Stmt::new(
-    completion_counts_sql!(
-        "SELECT user_id, 1, completed_at FROM new_rows WHERE is_completed
+static SESSIONS_UPDATED: Stmt = Stmt::new(
+    profile_counts_sql!(
+        "SELECT user_id, 0, 1, completed_at FROM new_rows WHERE is_completed
          UNION ALL
-         SELECT user_id, -1, completed_at FROM old_rows WHERE is_completed"
+         SELECT user_id, 0, -1, completed_at FROM old_rows WHERE is_completed"
     ),
     &[TIMESTAMPTZ, TIMESTAMPTZ, TIMESTAMPTZ],
 );
-static COMPLETIONS_DELETED: Stmt = Stmt::new(
-    completion_counts_sql!("SELECT user_id, -1, completed_at FROM old_rows WHERE is_completed"),
+static SESSIONS_DELETED: Stmt = Stmt::new(
+    profile_counts_sql!("SELECT user_id, 0, -1, completed_at FROM old_rows WHERE is_completed"),
     &[TIMESTAMPTZ, TIMESTAMPTZ, TIMESTAMPTZ],
 );
 
@@ -209,25 +210,79 @@ native_trigger!(
     sessions_count_completions
 );
 
+/// A profile past its weekly limit after this statement's inserts.
+struct OverLimit {
+    profile: pgrx::Uuid,
+    started_before: i64,
+    limit: i32,
+    resets: TimestampWithTimeZone,
+}
+
+/// Keeps the profile counters: sessions started this week (never decremented, so deleting a
+/// session does not hand its slot back), completions in total and this week. The started
+/// count is checked against `weekly_session_limit` after the increment, under the profile's
+/// row lock, so concurrent inserts are counted one after the other and cannot pass together.
 fn sessions_count_completions(call: &TriggerCall) -> pg_sys::Datum {
     call.require(&AFTER_STATEMENT_ANY, None);
     call.require_own_table(c"sessions");
-    if loading_dump() {
+    if loading_dump(call.relid()) {
         return statement_done(); // restored profiles carry their counters
     }
     let stmt = match call.event() {
-        Event::Insert => &COMPLETIONS_INSERTED,
-        Event::Update => &COMPLETIONS_UPDATED,
-        _ => &COMPLETIONS_DELETED,
+        Event::Insert => &SESSIONS_INSERTED,
+        Event::Update => &SESSIONS_UPDATED,
+        _ => &SESSIONS_DELETED,
     };
+    let check_limit = call.event() == Event::Insert;
     let now = time::now();
-    as_owner(|| {
+    let over = as_owner(|| {
         Spi::connect_mut(|client| {
             call.register_transition_tables();
-            plans::run(client, stmt, &[ts(now), ts(time::week_start(now)), ts(time::next_week_start(now))]);
+            let rows = plans::run(client, stmt, &[ts(now), ts(time::week_start(now)), ts(time::next_week_start(now))]);
+            if !check_limit {
+                return None;
+            }
+            rows.filter_map(|row| {
+                let limit: i32 = row.get(3).ok().flatten()?;
+                let started: i32 = row.get(2).ok().flatten().unwrap_or(0);
+                let added: i64 = row.get(4).ok().flatten().unwrap_or(0);
+                (started as i64 > limit as i64).then(|| OverLimit {
+                    profile: row.get(1).ok().flatten().unwrap_or(pgrx::Uuid::from_bytes([0; 16])),
+                    started_before: started as i64 - added,
+                    limit,
+                    resets: row.get(5).ok().flatten().unwrap_or(TimestampWithTimeZone::positive_infinity()),
+                })
+            })
+            .next()
         })
     });
+    if let Some(o) = over {
+        PgaError::rule("weekly session limit reached")
+            .detail(format!(
+                "Profile {} has started {} of {} sessions allowed this week.",
+                o.profile, o.started_before, o.limit
+            ))
+            .hint(format!("The weekly counter resets on {}.", timestamp_text(o.resets.into_inner())))
+            .raise();
+    }
     statement_done()
+}
+
+// ---- the caller -------------------------------------------------------------------------------
+
+thread_local! {
+    // The JWT subject, read once per statement (row-level security evaluates it once too).
+    static CALLER: std::cell::Cell<Option<Option<[u8; 16]>>> = const { std::cell::Cell::new(None) };
+}
+
+/// The caller's JWT subject (`current_user_id()`), as bytes.
+fn caller() -> Option<[u8; 16]> {
+    if let Some(known) = CALLER.get() {
+        return known;
+    }
+    let known = current_user_uuid().map(|u| *u.as_bytes());
+    CALLER.set(Some(known));
+    known
 }
 
 // ---- messages: user_id from the session, completed-session guard -----------------------------
@@ -247,26 +302,33 @@ thread_local! {
 
 pub fn forget_statement_state() {
     SESSION_FACTS.with(|c| c.borrow_mut().clear());
+    CALLER.set(None);
 }
 
 static SESSION_FACTS_BY_ID: Stmt =
     Stmt::new("SELECT user_id, is_completed FROM @extschema@.sessions WHERE id = $1", &[UUID]);
 
-fn session_facts(session: pg_sys::Datum) -> Option<SessionFacts> {
-    let key = uuid_bytes(session);
-    if let Some(hit) = SESSION_FACTS.with(|c| c.borrow().get(&key).copied()) {
-        return hit;
-    }
+/// The session's owner and state, read as the extension owner (the caller may not see it).
+fn lookup_session(session: pg_sys::Datum) -> Option<SessionFacts> {
     // SAFETY: `session` is a non-null uuid datum.
     let arg = unsafe { DatumWithOid::new(session, UUID.value()) };
-    let facts = as_owner(|| {
+    as_owner(|| {
         plans::with(&SESSION_FACTS_BY_ID, &[arg], |mut rows| {
             let row = rows.next()?;
             let user: pgrx::Uuid = row.get(1).ok().flatten()?;
             let is_completed: bool = row.get(2).ok().flatten().unwrap_or(false);
             Some(SessionFacts { user_id: *user.as_bytes(), is_completed })
         })
-    });
+    })
+}
+
+/// [`lookup_session`], once per session per INSERT statement.
+fn session_facts(session: pg_sys::Datum) -> Option<SessionFacts> {
+    let key = uuid_bytes(session);
+    if let Some(hit) = SESSION_FACTS.with(|c| c.borrow().get(&key).copied()) {
+        return hit;
+    }
+    let facts = lookup_session(session);
     SESSION_FACTS.with(|c| c.borrow_mut().insert(key, facts));
     facts
 }
@@ -290,7 +352,11 @@ fn messages_before_insert(call: &TriggerCall) -> pg_sys::Datum {
         .detail(format!("Key (session_id)=({}) is not present in table \"sessions\".", uuid_text(Some(session))))
         .raise()
     };
-    if facts.is_completed && !loading_dump() {
+    // Someone else's session: refused before its state or owner can show in an error.
+    if !may_write_protected_columns() && caller() != Some(facts.user_id) {
+        row_security_violation("messages");
+    }
+    if facts.is_completed && !loading_dump(call.relid()) {
         completed_session_error(&uuid_text(Some(session)));
     }
     let user_col = call.column("user_id");
@@ -345,12 +411,13 @@ static MESSAGES_INSERTED: Stmt = Stmt::new(
     ),
     &[],
 );
+/// Lowers the counts and returns each touched session's `is_completed`, under its row lock.
 static MESSAGES_DELETED: Stmt = Stmt::new(
     message_counts_sql!(
         "old_rows",
         "message_count_main = greatest(s.message_count_main - d.main, 0),
          message_count_helper = greatest(s.message_count_helper - d.helper, 0)",
-        ""
+        "RETURNING s.id, s.is_completed"
     ),
     &[],
 );
@@ -364,16 +431,19 @@ fn messages_count(call: &TriggerCall) -> pg_sys::Datum {
     call.require(&AFTER_STATEMENT_INSERT_DELETE, None);
     call.require_own_table(c"messages");
     forget_statement_state();
-    if loading_dump() {
+    if loading_dump(call.relid()) {
         return statement_done(); // restored sessions carry their counts
     }
     let inserted = call.event() == Event::Insert;
+    // A completed session's messages are final for ordinary users: no additions (everyone)
+    // and no deletions (callers without BYPASSRLS; deleting the whole session stays allowed).
+    let guard = inserted || !may_write_protected_columns();
     let completed = as_owner(|| {
         Spi::connect_mut(|client| {
             call.register_transition_tables();
             let stmt = if inserted { &MESSAGES_INSERTED } else { &MESSAGES_DELETED };
             let rows = plans::run(client, stmt, &[]);
-            if !inserted {
+            if !guard {
                 return None;
             }
             rows.filter_map(|row| {
@@ -387,21 +457,59 @@ fn messages_count(call: &TriggerCall) -> pg_sys::Datum {
             .next()
         })
     });
-    if let Some(session) = completed {
-        completed_session_error(&session.to_string());
+    match completed {
+        Some(session) if inserted => completed_session_error(&session.to_string()),
+        Some(session) => PgaError::rule(format!("cannot delete messages of completed session {session}"))
+            .detail(format!("Session {session} is completed; its messages are final."))
+            .hint("Delete the whole session instead.")
+            .raise(),
+        None => statement_done(),
     }
-    statement_done()
+}
+
+// ---- logs: ordinary callers write only their own rows, never the id or the time -------------
+
+native_trigger!(pga_logs_before_insert, pg_finfo_pga_logs_before_insert, "logs_before_insert", logs_before_insert);
+
+/// For callers without BYPASSRLS: `session_id` must be one of the caller's sessions (`42501`
+/// otherwise, before anything of the session shows), and `id` and `created_at` are assigned
+/// here whatever the statement said (`OVERRIDING SYSTEM VALUE` cannot reserve future ids, and
+/// a log cannot be dated out of reach of the retention job).
+fn logs_before_insert(call: &TriggerCall) -> pg_sys::Datum {
+    call.require(&BEFORE_INSERT_ROW, None);
+    call.require_own_table(c"logs");
+    let new = call.new_tuple();
+    if may_write_protected_columns() {
+        return call.keep(new);
+    }
+    if let Some(session) = call.get(new, call.column("session_id")) {
+        // A missing session is the foreign key's to report (23503).
+        if lookup_session(session).is_some_and(|facts| caller() != Some(facts.user_id)) {
+            row_security_violation("logs");
+        }
+    }
+    let Some(sequence) = crate::common::schema::relation(c"logs_id_seq") else { return call.keep(new) };
+    let id = as_owner_native(|| {
+        // SAFETY: nextval_oid takes one regclass argument; the owner may use the sequence.
+        unsafe {
+            pgrx::direct_function_call_as_datum(pg_sys::nextval_oid, &[Some(pg_sys::Datum::from(sequence))])
+        }
+    });
+    call.modified(
+        new,
+        [(call.column("id"), id), (call.column("created_at"), Some(pg_sys::Datum::from(time::now())))],
+    )
 }
 
 // ---- jobs --------------------------------------------------------------------------------------
 
 static RESET_DUE: Stmt = Stmt::new(
-    "UPDATE @extschema@.profiles SET weekly_completed_sessions = 0, week_reset_date = $2
+    "UPDATE @extschema@.profiles SET weekly_completed_sessions = 0, weekly_started_sessions = 0, week_reset_date = $2
       WHERE week_reset_date <= $1",
     &[TIMESTAMPTZ, TIMESTAMPTZ],
 );
 static RESET_DUE_BATCH: Stmt = Stmt::new(
-    "UPDATE @extschema@.profiles SET weekly_completed_sessions = 0, week_reset_date = $2
+    "UPDATE @extschema@.profiles SET weekly_completed_sessions = 0, weekly_started_sessions = 0, week_reset_date = $2
       WHERE id IN (SELECT id FROM @extschema@.profiles WHERE week_reset_date <= $1
                     ORDER BY week_reset_date, id LIMIT $3 FOR UPDATE)",
     &[TIMESTAMPTZ, TIMESTAMPTZ, INT4],
@@ -412,6 +520,7 @@ static RESET_DUE_BATCH: Stmt = Stmt::new(
 /// nothing (by index) and rewrites nothing. With `batch_size`, at most that many rows per call.
 #[pg_extern(volatile, parallel_unsafe)]
 fn reset_weekly_limits(batch_size: default!(Option<i32>, "NULL")) -> i32 {
+    require_privileged_caller("reset_weekly_limits");
     if batch_size.is_some_and(|b| b < 1) {
         PgaError::invalid("batch_size must be at least 1")
             .detail(format!("batch_size was {}.", batch_size.unwrap_or_default()))
@@ -469,12 +578,14 @@ static DELETE_OLD_LOGS: Stmt =
 /// counters follow, as for any delete. Writes one `logs` row (`event = 'job'`).
 #[pg_extern(volatile, parallel_unsafe)]
 fn delete_expired_sessions(older_than: default!(Option<Interval>, "'90 days'")) -> i32 {
+    require_privileged_caller("delete_expired_sessions");
     run_retention_job("delete_expired_sessions", &DELETE_EXPIRED_SESSIONS, validated_age(older_than))
 }
 
 /// Deletes logs older than `older_than`, then writes one `logs` row (`event = 'job'`).
 #[pg_extern(volatile, parallel_unsafe)]
 fn delete_old_logs(older_than: default!(Option<Interval>, "'30 days'")) -> i32 {
+    require_privileged_caller("delete_old_logs");
     run_retention_job("delete_old_logs", &DELETE_OLD_LOGS, validated_age(older_than))
 }
 
@@ -516,6 +627,7 @@ static REPAIR_PROFILES: Stmt = Stmt::new(
      UPDATE @extschema@.profiles p
         SET total_completed_sessions = fix.total,
             weekly_completed_sessions = fix.weekly,
+            weekly_started_sessions = CASE WHEN p.week_reset_date <= $1 THEN 0 ELSE p.weekly_started_sessions END,
             week_reset_date = CASE WHEN p.week_reset_date <= $1 THEN $3 ELSE p.week_reset_date END
        FROM fix
       WHERE p.id = fix.id",
@@ -547,6 +659,7 @@ fn verify_counts() -> TableIterator<
         name!(actual, i64),
     ),
 > {
+    require_privileged_caller("verify_counts");
     let now = time::now();
     let mut rows = as_owner(|| {
         plans::with(&VERIFY, &[ts(now), ts(time::week_start(now))], |table| {
@@ -570,6 +683,7 @@ fn verify_counts() -> TableIterator<
 /// Sets every drifted counter to its recount; returns the rows fixed.
 #[pg_extern(volatile, parallel_unsafe)]
 fn repair_counts() -> i32 {
+    require_privileged_caller("repair_counts");
     let now = time::now();
     let fixed = as_owner(|| {
         plans::exec(&REPAIR_PROFILES, &[ts(now), ts(time::week_start(now)), ts(time::next_week_start(now))])

@@ -106,7 +106,38 @@ static INSERT_PROFILE: Stmt = Stmt::new(
     ],
 );
 
-fn insert_profile(user_id: pgrx::Uuid, email: Option<&str>, display_name: Option<&str>) -> pgrx::Uuid {
+/// A verified owner of the address takes it back: when another profile holds it, that profile
+/// is given a placeholder address (RFC 2606's reserved `.invalid`) instead of the new one being
+/// inserted, and its id comes back. The unique index on `email` decides (citext, so any case).
+static INSERT_PROFILE_VERIFIED: Stmt = Stmt::new(
+    "INSERT INTO @extschema@.profiles AS p (id, email, display_name, week_reset_date)
+     VALUES ($1, $2, $3, $4)
+     ON CONFLICT (email) DO UPDATE SET email = pg_catalog.concat(p.id, '@email-taken-over.invalid')
+     RETURNING id",
+    &[
+        PgOid::BuiltIn(PgBuiltInOids::UUIDOID),
+        PgOid::BuiltIn(PgBuiltInOids::TEXTOID),
+        PgOid::BuiltIn(PgBuiltInOids::TEXTOID),
+        PgOid::BuiltIn(PgBuiltInOids::TIMESTAMPTZOID),
+    ],
+);
+
+static LOG_EMAIL_TAKEN_OVER: Stmt = Stmt::new(
+    "INSERT INTO @extschema@.logs (user_id, level, event, message, metadata)
+     VALUES ($1, 'warn', 'email_taken_over', 'the verified owner of this profile''s address signed up',
+             pg_catalog.jsonb_build_object('taken_by', $2))",
+    &[PgOid::BuiltIn(PgBuiltInOids::UUIDOID), PgOid::BuiltIn(PgBuiltInOids::UUIDOID)],
+);
+
+/// Who vouches for the address: nobody (a service's word, unique as it stands), or the identity
+/// provider (the auth hook, or a JWT `email` claim equal to it), whose owner wins a conflict.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Email {
+    AsGiven,
+    Verified,
+}
+
+fn insert_profile(user_id: pgrx::Uuid, email: Option<&str>, display_name: Option<&str>, vouched: Email) -> pgrx::Uuid {
     let email = match email.map(str::trim) {
         Some(e) if valid_email(e) => e,
         other => PgaError::new(INVALID_PARAMETER, "invalid email address")
@@ -119,20 +150,36 @@ fn insert_profile(user_id: pgrx::Uuid, email: Option<&str>, display_name: Option
     };
     let now = crate::common::time::now();
     let resets = crate::common::time::arg(crate::common::time::next_week_start(now));
+    let args = [user_id.into(), email.into(), display_name.into(), resets];
     as_owner(|| {
-        plans::with(&INSERT_PROFILE, &[user_id.into(), email.into(), display_name.into(), resets], |mut rows| {
-            rows.next().and_then(|r| r.get::<pgrx::Uuid>(1).ok().flatten())
-        })
+        let first_id = |mut rows: pgrx::spi::SpiTupleTable<'_>| rows.next().and_then(|r| r.get::<pgrx::Uuid>(1).ok().flatten());
+        if vouched == Email::AsGiven {
+            return plans::with(&INSERT_PROFILE, &args, first_id);
+        }
+        let id = plans::with(&INSERT_PROFILE_VERIFIED, &args, first_id);
+        match id {
+            Some(holder) if holder != user_id => {
+                plans::exec(&LOG_EMAIL_TAKEN_OVER, &[holder.into(), user_id.into()]);
+                plans::with(&INSERT_PROFILE, &args, first_id)
+            }
+            other => other,
+        }
     })
     .unwrap_or(user_id)
 }
 
 /// Implementation of `create_profile()` (an SQL wrapper returns the row): validates, checks the
 /// caller may create this profile, inserts as the owner; returns the new id.
+///
+/// A caller without BYPASSRLS creates only their own profile, and when their JWT carries an
+/// `email` claim, only with that address (which then wins over a profile squatting on it).
 #[pg_extern(volatile, parallel_unsafe, name = "_create_profile")]
 fn create_profile_row(user_id: Option<pgrx::Uuid>, email: Option<&str>, display_name: Option<&str>) -> pgrx::Uuid {
     let user_id = require_arg(user_id, "user_id");
-    if !may_write_protected_columns() && current_user_uuid() != Some(user_id) {
+    if may_write_protected_columns() {
+        return insert_profile(user_id, email, display_name, Email::AsGiven);
+    }
+    if current_user_uuid() != Some(user_id) {
         PgaError::new(INSUFFICIENT_PRIVILEGE, "permission denied to create a profile for another user")
             .detail(format!(
                 "user_id {user_id} is not the caller's JWT subject ({}).",
@@ -141,11 +188,30 @@ fn create_profile_row(user_id: Option<pgrx::Uuid>, email: Option<&str>, display_
             .hint("Users create only their own profile; services (BYPASSRLS) create any.")
             .raise();
     }
-    insert_profile(user_id, email, display_name)
+    match claim("email", c"request.jwt.claim.email") {
+        None => insert_profile(user_id, email, display_name, Email::AsGiven),
+        Some(verified) if email.is_some_and(|e| e.trim().to_lowercase() == verified.trim().to_lowercase()) => {
+            insert_profile(user_id, email, display_name, Email::Verified)
+        }
+        Some(_) => PgaError::new(INSUFFICIENT_PRIVILEGE, "permission denied to create a profile with another address")
+            .detail("The address differs from the email claim of the caller's JWT.")
+            .hint("Create the profile with the address the identity provider verified.")
+            .raise(),
+    }
 }
 
-const PROFILE_PROTECTED: [&str; 5] =
-    ["total_completed_sessions", "weekly_completed_sessions", "week_reset_date", "weekly_session_limit", "tenant_id"];
+/// Written by the rules, the creation path and callers with BYPASSRLS only. `email` too: a
+/// user could otherwise take someone's address before they sign up, or probe which addresses
+/// have an account through the unique index.
+const PROFILE_PROTECTED: [&str; 7] = [
+    "total_completed_sessions",
+    "weekly_completed_sessions",
+    "weekly_started_sessions",
+    "week_reset_date",
+    "weekly_session_limit",
+    "tenant_id",
+    "email",
+];
 
 const BEFORE_UPDATE_ROW: Usage = Usage { timing: Timing::Before, level: Level::Row, events: &[Event::Update] };
 
@@ -182,7 +248,8 @@ fn profile_for_auth_user(call: &TriggerCall) -> pg_sys::Datum {
     let id = id.map(|d| unsafe { crate::common::trigger::output(pg_sys::UUIDOID, d) });
     let email = email.map(|d| unsafe { crate::common::trigger::output(pg_sys::TEXTOID, d) });
     let id = id.and_then(|s| parse_uuid(&s)).map(pgrx::Uuid::from_bytes);
-    insert_profile(require_arg(id, "auth.users.id"), email.as_deref(), None);
+    // The identity provider vouches for the address: a profile squatting on it gives it up.
+    insert_profile(require_arg(id, "auth.users.id"), email.as_deref(), None, Email::Verified);
     call.keep(new)
 }
 
@@ -190,6 +257,7 @@ fn profile_for_auth_user(call: &TriggerCall) -> pg_sys::Datum {
 /// profile. Elsewhere applications call `create_profile` themselves.
 #[pg_extern(volatile, name = "_install_auth_hook")]
 fn install_auth_hook() -> bool {
+    crate::common::owner::require_privileged_caller("_install_auth_hook");
     let exists = Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('auth.users') IS NOT NULL").ok().flatten();
     if exists != Some(true) {
         return false;

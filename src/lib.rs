@@ -11,6 +11,7 @@ mod chat;
 mod common;
 mod generic;
 mod identity;
+mod privileges;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
@@ -35,9 +36,12 @@ extension_sql_file!(
     ]
 );
 
+extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
+
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     common::time::register_gucs();
+    common::trusted::register_invalidation_callback();
     // SAFETY: registering static callbacks once per backend.
     unsafe {
         pg_sys::RegisterXactCallback(Some(on_xact_end), std::ptr::null_mut());
@@ -48,6 +52,7 @@ pub extern "C-unwind" fn _PG_init() {
 #[pg_guard]
 unsafe extern "C-unwind" fn on_xact_end(_event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
     chat::forget_statement_state();
+    common::owner::forget_depth();
 }
 
 #[pg_guard]
@@ -58,6 +63,9 @@ unsafe extern "C-unwind" fn on_subxact_end(
     _arg: *mut std::ffi::c_void,
 ) {
     chat::forget_statement_state();
+    if _event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        common::owner::forget_depth();
+    }
 }
 
 #[pg_extern(immutable, strict, parallel_safe)]

@@ -297,4 +297,159 @@ mod tests {
         let long = format!("{}@example.com", "a".repeat(65));
         assert!(!crate::identity::valid_email(&long));
     }
+
+    // ---- owner context and its guards -------------------------------------------------------
+
+    #[pg_test]
+    fn own_tables_are_exactly_the_extensions_member_tables() {
+        let declared: Vec<String> = crate::common::schema::OWN_TABLES.iter().map(|t| t.to_string_lossy().into_owned()).collect();
+        let mut declared_sorted = declared.clone();
+        declared_sorted.sort();
+        let members = text(
+            "SELECT string_agg(c.relname::text, ',' ORDER BY c.relname)
+               FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+              WHERE d.refclassid = 'pg_extension'::regclass
+                AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_assistant')
+                AND d.classid = 'pg_class'::regclass AND d.deptype = 'e' AND c.relkind IN ('r', 'p')",
+        );
+        assert_eq!(members, Some(declared_sorted.join(",")));
+    }
+
+    #[pg_test]
+    fn schema_and_owner_come_from_the_catalog_whatever_the_search_path() {
+        // A look-alike `=` for oids that says yes to everything, ahead of pg_catalog.
+        Spi::run(
+            "CREATE SCHEMA lookalike;
+             CREATE FUNCTION lookalike.yes(oid, oid) RETURNS bool LANGUAGE sql AS 'SELECT true';
+             CREATE OPERATOR lookalike.= (LEFTARG = oid, RIGHTARG = oid, FUNCTION = lookalike.yes);
+             SET LOCAL search_path = lookalike, pg_catalog, public;",
+        )
+        .unwrap();
+        let expected = one::<pg_sys::Oid>("SELECT extnamespace FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_assistant'");
+        assert_eq!(Some(crate::common::schema::namespace()), expected);
+        let owner = one::<pg_sys::Oid>("SELECT extowner FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_assistant'");
+        assert_eq!(Some(crate::common::schema::owner()), owner);
+    }
+
+    #[pg_test(error = "permission denied for function reset_weekly_limits")]
+    fn jobs_refuse_roles_without_bypassrls_whatever_their_grants() {
+        Spi::run(
+            "CREATE ROLE pga_unit_plain NOLOGIN;
+             GRANT EXECUTE ON FUNCTION reset_weekly_limits(int) TO pga_unit_plain;
+             SET LOCAL ROLE pga_unit_plain;",
+        )
+        .unwrap();
+        Spi::run("SELECT reset_weekly_limits()").unwrap();
+    }
+
+    #[pg_test]
+    fn jobs_run_for_roles_with_bypassrls() {
+        Spi::run(
+            "CREATE ROLE pga_unit_service NOLOGIN BYPASSRLS;
+             GRANT USAGE ON SCHEMA public TO pga_unit_service;
+             GRANT EXECUTE ON FUNCTION reset_weekly_limits(int) TO pga_unit_service;
+             SET LOCAL ROLE pga_unit_service;",
+        )
+        .unwrap();
+        assert_eq!(one::<i32>("SELECT reset_weekly_limits()"), Some(0));
+    }
+
+    #[pg_test(error = "permission denied for function _harden_privileges")]
+    fn privilege_hardening_is_for_superusers() {
+        Spi::run(
+            "CREATE ROLE pga_unit_service2 NOLOGIN BYPASSRLS;
+             GRANT EXECUTE ON FUNCTION _harden_privileges() TO pga_unit_service2;
+             SET LOCAL ROLE pga_unit_service2;",
+        )
+        .unwrap();
+        Spi::run("SELECT _harden_privileges()").unwrap();
+    }
+
+    #[pg_test]
+    fn hardening_revokes_trigger_truncate_references_and_sequences_and_is_idempotent() {
+        Spi::run(
+            "CREATE ROLE pga_unit_grantee NOLOGIN;
+             GRANT ALL ON ALL TABLES IN SCHEMA public TO pga_unit_grantee;",
+        )
+        .unwrap();
+        // The GRANT guard already took them back ...
+        assert_eq!(one::<bool>("SELECT has_table_privilege('pga_unit_grantee', 'profiles', 'TRIGGER')"), Some(false));
+        assert_eq!(one::<bool>("SELECT has_table_privilege('pga_unit_grantee', 'profiles', 'UPDATE')"), Some(true));
+        // ... and with the guard off, the hardening function does.
+        Spi::run(
+            "ALTER EVENT TRIGGER pg_assistant_guard_ddl DISABLE;
+             GRANT TRIGGER, TRUNCATE, REFERENCES ON messages TO pga_unit_grantee;
+             GRANT ALL ON SEQUENCE logs_id_seq TO pga_unit_grantee;
+             ALTER EVENT TRIGGER pg_assistant_guard_ddl ENABLE;",
+        )
+        .unwrap();
+        assert_eq!(one::<bool>("SELECT has_table_privilege('pga_unit_grantee', 'messages', 'TRUNCATE')"), Some(true));
+        assert!(one::<i32>("SELECT _harden_privileges()").unwrap_or(0) >= 2);
+        for privilege in ["TRIGGER", "TRUNCATE", "REFERENCES"] {
+            assert_eq!(
+                one::<bool>(&format!("SELECT has_table_privilege('pga_unit_grantee', 'messages', '{privilege}')")),
+                Some(false),
+                "{privilege}"
+            );
+        }
+        assert_eq!(one::<bool>("SELECT has_table_privilege('pga_unit_grantee', 'messages', 'INSERT')"), Some(true));
+        assert_eq!(one::<bool>("SELECT has_sequence_privilege('pga_unit_grantee', 'logs_id_seq', 'UPDATE')"), Some(false));
+        assert_eq!(one::<i32>("SELECT _harden_privileges()"), Some(0));
+    }
+
+    #[pg_test(error = "pg_assistant will not act as the extension owner: table public.profiles has trigger \"audit\" that it does not trust")]
+    fn owner_context_refuses_a_table_with_a_non_superusers_trigger() {
+        chat_fixture(1, 1);
+        Spi::run(
+            "CREATE ROLE pga_unit_author NOLOGIN;
+             GRANT CREATE ON SCHEMA public TO pga_unit_author;
+             SET LOCAL ROLE pga_unit_author;
+             CREATE FUNCTION public.audit() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+             RESET ROLE;
+             ALTER EVENT TRIGGER pg_assistant_guard_ddl DISABLE;
+             CREATE TRIGGER audit BEFORE UPDATE ON profiles FOR EACH ROW EXECUTE FUNCTION public.audit();
+             ALTER EVENT TRIGGER pg_assistant_guard_ddl ENABLE;",
+        )
+        .unwrap();
+        Spi::run("UPDATE sessions SET is_completed = true").unwrap();
+    }
+
+    #[pg_test]
+    fn owner_context_accepts_a_superusers_trigger() {
+        chat_fixture(1, 1);
+        Spi::run(
+            // Fired from the extension's statements it runs with search_path pg_catalog, pg_temp:
+            // a trigger function names its tables with their schema (or sets its search_path).
+            "CREATE TABLE public.audit_log (at timestamptz);
+             CREATE FUNCTION audit() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN INSERT INTO public.audit_log VALUES (now()); RETURN NEW; END';
+             CREATE TRIGGER audit BEFORE UPDATE ON profiles FOR EACH ROW EXECUTE FUNCTION audit();
+             UPDATE sessions SET is_completed = true;",
+        )
+        .unwrap();
+        assert_eq!(one::<i64>("SELECT count(*) FROM public.audit_log"), Some(1));
+        assert_eq!(one::<i32>("SELECT total_completed_sessions FROM profiles"), Some(1));
+    }
+
+    #[pg_test(error = "pg_assistant will not act as the extension owner: table public.messages has trigger \"watch\" that it does not trust")]
+    fn ddl_guard_refuses_a_trigger_with_a_when_condition() {
+        Spi::run(
+            "CREATE ROLE pga_unit_author2 NOLOGIN;
+             GRANT CREATE ON SCHEMA public TO pga_unit_author2;
+             SET LOCAL ROLE pga_unit_author2;
+             CREATE FUNCTION public.peek(uuid) RETURNS bool LANGUAGE sql AS 'SELECT true';
+             RESET ROLE;
+             CREATE TRIGGER watch BEFORE DELETE ON messages FOR EACH ROW WHEN (public.peek(OLD.id))
+                 EXECUTE FUNCTION forbid_update();",
+        )
+        .unwrap();
+    }
+
+    #[pg_test]
+    fn an_insert_is_never_a_restore_even_with_row_security_off() {
+        chat_fixture(1, 1);
+        Spi::run("SET LOCAL row_security = off").unwrap();
+        let session = "00000000-0000-4000-8000-000000000001";
+        Spi::run(&format!("INSERT INTO messages (session_id, role, chat_type, content) VALUES ('{session}', 'user', 'main', 'x')")).unwrap();
+        assert_eq!(one::<i32>("SELECT message_count_main FROM sessions"), Some(1));
+    }
 }

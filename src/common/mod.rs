@@ -9,3 +9,4 @@ pub mod restore;
 pub mod schema;
 pub mod time;
 pub mod trigger;
+pub mod trusted;

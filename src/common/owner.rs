@@ -1,16 +1,33 @@
-//! Running the extension's own maintenance statements as the extension owner.
+//! Running the extension's own maintenance statements as the extension owner, and deciding who
+//! else may do what the owner does.
 //!
 //! Counters, jobs and guards must not depend on who triggered them: row-level security would
 //! hide rows from a counter update, and the protected-column guard must let the extension's
 //! own writes through. Like a SECURITY DEFINER function with `SET search_path`, [`as_owner`]
 //! switches to the owner with a fixed `search_path` and switches back afterwards. On error,
 //! transaction or subtransaction abort restores both, as it does for SECURITY DEFINER.
+//!
+//! Before it switches, [`as_owner`] makes sure no code a non-superuser wrote can run inside:
+//! the extension's tables carry only triggers it trusts (see [`super::trusted`]).
+
+use std::cell::Cell;
 
 use pgrx::pg_sys;
 
-use super::schema;
+use super::error::{PgaError, INSUFFICIENT_PRIVILEGE};
+use super::{schema, trusted};
+
+thread_local! {
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether the current code runs inside [`as_owner`].
+pub fn in_owner_context() -> bool {
+    DEPTH.get() > 0
+}
 
 pub fn as_owner<R>(f: impl FnOnce() -> R) -> R {
+    trusted::require_trusted_triggers();
     let owner = schema::owner();
     let mut saved_user = pg_sys::InvalidOid;
     let mut saved_context = 0;
@@ -32,12 +49,35 @@ pub fn as_owner<R>(f: impl FnOnce() -> R) -> R {
         );
         nest
     };
+    // An error unwinds past the decrement; (sub)transaction end resets the depth (lib.rs).
+    DEPTH.set(DEPTH.get() + 1);
     let result = f();
+    DEPTH.set(DEPTH.get() - 1);
     unsafe {
         pg_sys::AtEOXact_GUC(true, nest);
         pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
     }
     result
+}
+
+/// Run a native call (one that parses no SQL and fires no trigger, such as `nextval`) with the
+/// owner's privileges: only the user id is switched.
+pub fn as_owner_native<R>(f: impl FnOnce() -> R) -> R {
+    let mut saved_user = pg_sys::InvalidOid;
+    let mut saved_context = 0;
+    // SAFETY: paired with the restore below; (sub)transaction abort restores it on error.
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
+        pg_sys::SetUserIdAndSecContext(schema::owner(), saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
+    }
+    let result = f();
+    unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
+    result
+}
+
+/// Called at every (sub)transaction end: an error inside [`as_owner`] skipped its decrement.
+pub fn forget_depth() {
+    DEPTH.set(0);
 }
 
 /// Whether the current role may write counter and limit columns: superusers and roles with
@@ -47,5 +87,36 @@ pub fn may_write_protected_columns() -> bool {
     unsafe {
         let role = pg_sys::GetUserId();
         pg_sys::superuser_arg(role) || pg_sys::has_bypassrls_privilege(role)
+    }
+}
+
+/// Jobs and maintenance functions act on every user's rows: only superusers and roles with
+/// BYPASSRLS (the table owner, pg_cron jobs run by them, Supabase's `service_role`) may run
+/// them, whatever EXECUTE grants exist (`42501` otherwise).
+pub fn require_privileged_caller(function: &str) {
+    if may_write_protected_columns() {
+        return;
+    }
+    PgaError::new(INSUFFICIENT_PRIVILEGE, format!("permission denied for function {function}"))
+        .detail(format!("{function}() acts on every user's rows; role \"{}\" is neither a superuser nor has BYPASSRLS.", current_role_name()))
+        .hint("Run it as the extension owner, from a pg_cron job of a superuser, or as a role with BYPASSRLS (service_role on Supabase).")
+        .raise()
+}
+
+/// The error PostgreSQL itself gives when a new row fails a row-level security policy. Rules
+/// that would otherwise read someone else's row raise it first, naming nothing of theirs.
+pub fn row_security_violation(table: &str) -> ! {
+    PgaError::new(INSUFFICIENT_PRIVILEGE, format!("new row violates row-level security policy for table \"{table}\"")).raise()
+}
+
+fn current_role_name() -> String {
+    // SAFETY: GetUserNameFromId with noerr returns a palloc'd name or NULL.
+    unsafe {
+        let name = pg_sys::GetUserNameFromId(pg_sys::GetUserId(), true);
+        if name.is_null() {
+            String::from("?")
+        } else {
+            std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned()
+        }
     }
 }

@@ -1,17 +1,27 @@
-//! The extension's own schema, resolved once per backend.
+//! The extension's own schema and owner, resolved once per backend from the catalog.
 //!
-//! Native code qualifies every statement with it so that no function depends on the caller's
-//! `search_path` (DESIGN.md section 1). SQL templates write `@extschema@` exactly as the
-//! install scripts do; [`qualify`] substitutes the quoted schema name.
+//! The lookup is native: `pg_extension` is read by the extension's OID through its index, the
+//! schema name comes from the namespace OID. No SQL is parsed, so nothing the caller controls
+//! (`search_path`, look-alike operators, functions, casts or tables in any schema or `pg_temp`)
+//! takes part in it; a caller cannot poison what every owner-context statement is qualified with.
+//!
+//! Native code qualifies every statement with the schema so that no function depends on the
+//! caller's `search_path` (DESIGN.md section 1). SQL templates write `@extschema@` exactly as
+//! the install scripts do; [`qualify`] substitutes the quoted schema name.
 
 use std::cell::OnceCell;
+use std::ffi::CStr;
 
-use pgrx::prelude::*;
+use pgrx::pg_sys;
 
 use super::error::PgaError;
 
-#[derive(Clone)]
+/// The extension's own tables (every module adds its own here). The unit tests check that
+/// this list is exactly the set of tables the extension owns as members in the catalog.
+pub const OWN_TABLES: &[&CStr] = &[c"tenants", c"profiles", c"scenarios", c"sessions", c"messages", c"logs"];
+
 struct Extension {
+    oid: pg_sys::Oid,
     schema: String,
     namespace: pg_sys::Oid,
     owner: pg_sys::Oid,
@@ -21,40 +31,89 @@ thread_local! {
     static EXTENSION: OnceCell<Extension> = const { OnceCell::new() };
 }
 
-fn extension() -> Extension {
-    EXTENSION.with(|cell| cell.get_or_init(lookup).clone())
+fn with_extension<R>(f: impl FnOnce(&Extension) -> R) -> R {
+    EXTENSION.with(|cell| f(cell.get_or_init(lookup)))
 }
 
 /// The quoted name of the schema `pg_assistant` is installed in.
 pub fn quoted() -> String {
-    extension().schema
+    with_extension(|e| e.schema.clone())
 }
 
 /// The role that owns the extension (the one that ran CREATE EXTENSION).
 pub fn owner() -> pg_sys::Oid {
-    extension().owner
+    with_extension(|e| e.owner)
+}
+
+/// The OID of the extension itself (`pg_extension.oid`).
+pub fn extension_oid() -> pg_sys::Oid {
+    with_extension(|e| e.oid)
+}
+
+/// The OID of the extension's schema.
+pub fn namespace() -> pg_sys::Oid {
+    with_extension(|e| e.namespace)
 }
 
 /// Whether `relid` is the extension's own table `name` (a syscache lookup, no SPI).
-pub fn is_own_table(relid: pg_sys::Oid, name: &std::ffi::CStr) -> bool {
+pub fn is_own_table(relid: pg_sys::Oid, name: &CStr) -> bool {
+    relation(name) == Some(relid)
+}
+
+/// The OID of relation `name` in the extension's schema (a syscache lookup, no SPI).
+pub fn relation(name: &CStr) -> Option<pg_sys::Oid> {
     // SAFETY: get_relname_relid is a plain catalog cache lookup.
-    unsafe { pg_sys::get_relname_relid(name.as_ptr(), extension().namespace) == relid }
+    let oid = unsafe { pg_sys::get_relname_relid(name.as_ptr(), namespace()) };
+    (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
+fn not_installed() -> ! {
+    PgaError::new(
+        pgrx::PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        "extension \"pg_assistant\" is not installed in this database",
+    )
+    .raise()
 }
 
 fn lookup() -> Extension {
-    let found = Spi::get_three::<String, pg_sys::Oid, pg_sys::Oid>(
-        "SELECT pg_catalog.quote_ident(n.nspname)::text, n.oid, e.extowner
-           FROM pg_catalog.pg_extension e
-           JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
-          WHERE e.extname = 'pg_assistant'",
-    );
-    match found {
-        Ok((Some(schema), Some(namespace), Some(owner))) => Extension { schema, namespace, owner },
-        _ => PgaError::new(
-            pgrx::PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            "extension \"pg_assistant\" is not installed in this database",
-        )
-        .raise(),
+    // SAFETY: catalog access by OID through the system index, inside a transaction; the
+    // scan and relation are closed before returning, the tuple is read while the scan is open.
+    unsafe {
+        let oid = pg_sys::get_extension_oid(c"pg_assistant".as_ptr(), true);
+        if oid == pg_sys::InvalidOid {
+            not_installed();
+        }
+        let rel = pg_sys::table_open(pg_sys::ExtensionRelationId, pg_sys::AccessShareLock as i32);
+        let mut key = pg_sys::ScanKeyData::default();
+        pg_sys::ScanKeyInit(
+            &mut key,
+            pg_sys::Anum_pg_extension_oid as pg_sys::AttrNumber,
+            pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
+            pg_sys::RegProcedure::from(pg_sys::F_OIDEQ),
+            pg_sys::Datum::from(oid),
+        );
+        let scan = pg_sys::systable_beginscan(
+            rel,
+            pg_sys::Oid::from(pg_sys::ExtensionOidIndexId),
+            true,
+            std::ptr::null_mut(),
+            1,
+            &mut key,
+        );
+        let tuple = pg_sys::systable_getnext(scan);
+        let found = (!tuple.is_null()).then(|| {
+            let form = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_extension>(tuple);
+            ((*form).extnamespace, (*form).extowner)
+        });
+        pg_sys::systable_endscan(scan);
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as i32);
+        let Some((namespace, owner)) = found else { not_installed() };
+        let name = pg_sys::get_namespace_name(namespace);
+        if name.is_null() {
+            not_installed();
+        }
+        let schema = CStr::from_ptr(pg_sys::quote_identifier(name)).to_string_lossy().into_owned();
+        Extension { oid, schema, namespace, owner }
     }
 }
 

@@ -30,14 +30,38 @@ pub struct TestDb {
 
 impl TestDb {
     pub fn new(test: &str) -> Self {
+        Self::new_after(test, "")
+    }
+
+    /// A fresh database in which `before` runs (as superuser) before `CREATE EXTENSION`.
+    pub fn new_after(test: &str, before: &str) -> Self {
         let name = format!("it_{test}");
         let mut admin = connect("postgres", "postgres");
         admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).ok();
         admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).unwrap();
         admin.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE template0")).unwrap();
         let db = TestDb { name };
-        db.superuser().batch_execute("CREATE EXTENSION pg_assistant CASCADE").unwrap();
+        let mut su = db.superuser();
+        su.batch_execute(before).unwrap();
+        su.batch_execute("CREATE EXTENSION pg_assistant CASCADE").unwrap();
         db
+    }
+
+    /// A database set up the way Supabase sets one up: `ALTER DEFAULT PRIVILEGES ... GRANT ALL`
+    /// on tables, functions and sequences in `public` to each of `roles` (login roles without
+    /// superuser or BYPASSRLS, created if missing), in force before `CREATE EXTENSION`.
+    pub fn supabase_like(test: &str, roles: &[&str]) -> Self {
+        let mut before = String::new();
+        for role in roles {
+            ensure_login_role(role);
+            before.push_str(&format!(
+                "GRANT USAGE, CREATE ON SCHEMA public TO {role};
+                 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO {role};
+                 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON FUNCTIONS TO {role};
+                 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO {role};"
+            ));
+        }
+        Self::new_after(test, &before)
     }
 
     pub fn superuser(&self) -> Client {
@@ -68,9 +92,34 @@ pub fn ensure_login_role(role: &str) {
     ));
 }
 
+/// A transaction carrying the JWT claims `claims` (a JSON object), as PostgREST sets them.
+pub fn with_claims<'a>(client: &'a mut Client, claims: serde_json::Value) -> postgres::Transaction<'a> {
+    let mut tx = client.transaction().unwrap();
+    tx.execute("SELECT pg_catalog.set_config('request.jwt.claims', $1, true)", &[&claims.to_string()]).unwrap();
+    tx
+}
+
+/// A transaction as user `user` with app role `authenticated`.
+pub fn as_user<'a>(client: &'a mut Client, user: uuid::Uuid) -> postgres::Transaction<'a> {
+    with_claims(client, serde_json::json!({ "sub": user.to_string(), "role": "authenticated" }))
+}
+
+/// Whether `role` is a superuser right now (what an escalation attack would change).
+pub fn is_superuser(role: &str) -> bool {
+    let mut admin = connect("postgres", "postgres");
+    admin.query_one("SELECT rolsuper FROM pg_roles WHERE rolname = $1", &[&role]).unwrap().get(0)
+}
+
 /// The SQLSTATE of a failed statement.
 pub fn sqlstate(err: &postgres::Error) -> String {
     err.code().map(|c| c.code().to_owned()).unwrap_or_else(|| format!("no sqlstate: {err}"))
+}
+
+/// The DETAIL and HINT of a failed statement, joined (empty when it has neither).
+pub fn detail_and_hint(err: &postgres::Error) -> String {
+    err.as_db_error()
+        .map(|e| format!("{} {}", e.detail().unwrap_or(""), e.hint().unwrap_or("")).trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// The primary message of a failed statement.

@@ -94,7 +94,8 @@ fn users_write_only_their_own_rows() {
         .unwrap_err();
     assert_eq!(sqlstate(&err), "42501", "{err}");
     tx.rollback().unwrap();
-    // ... and claiming her own user_id there is a mismatch (P0001).
+    // ... and so is claiming her own user_id there: refused before the rule reads Bob's session,
+    // so the error cannot name its owner (it once said "does not match", with his id).
     let mut tx = as_user(&mut c, f.alice, "authenticated");
     let err = tx
         .execute(
@@ -102,8 +103,8 @@ fn users_write_only_their_own_rows() {
             &[&f.bob_session, &f.alice],
         )
         .unwrap_err();
-    assert_eq!(sqlstate(&err), "P0001");
-    assert_eq!(message(&err), "message user_id does not match its session");
+    assert_eq!(sqlstate(&err), "42501");
+    assert_eq!(message(&err), "new row violates row-level security policy for table \"messages\"");
     tx.rollback().unwrap();
 
     // A session for Bob, or a log in Bob's name: refused.

@@ -138,21 +138,26 @@ SELECT count(*) AS messages_after FROM messages;
 SELECT id, total_completed_sessions, weekly_completed_sessions FROM profiles ORDER BY id;
 SELECT count(*) AS drifted FROM verify_counts();
 
--- The weekly limit (its DETAIL and HINT are in chat_week, where the clock is pinned).
-UPDATE profiles SET weekly_session_limit = 1 WHERE id = :u1;
+-- The weekly limit caps the sessions started in a week (its DETAIL and HINT are in chat_week,
+-- where the clock is pinned). Start counting afresh here.
+SELECT weekly_started_sessions AS started_so_far FROM profiles WHERE id = :u1;
+UPDATE profiles SET weekly_session_limit = 1, weekly_started_sessions = 0 WHERE id = :u1;
 INSERT INTO sessions (user_id, scenario_id, is_completed) VALUES (:u1, 'market', true);
 \set VERBOSITY terse
 INSERT INTO sessions (user_id, scenario_id) VALUES (:u1, 'market');
 \set VERBOSITY sqlstate
 INSERT INTO sessions (user_id, scenario_id) VALUES (:u1, 'market');
+-- Deleting sessions does not hand their slots back.
+DELETE FROM sessions WHERE user_id = :u1;
+INSERT INTO sessions (user_id, scenario_id) VALUES (:u1, 'market');
+SELECT weekly_started_sessions, weekly_completed_sessions FROM profiles WHERE id = :u1;
 -- A stale counter (last week's count; its reset date passed and the job has not run yet)
 -- counts as zero ...
-DELETE FROM sessions WHERE user_id = :u1;
-UPDATE profiles SET weekly_completed_sessions = 1, week_reset_date = now() - interval '1 second' WHERE id = :u1;
+UPDATE profiles SET weekly_completed_sessions = 1, weekly_started_sessions = 1, week_reset_date = now() - interval '1 second' WHERE id = :u1;
 INSERT INTO sessions (user_id, scenario_id) VALUES (:u1, 'market') RETURNING is_completed;
 -- ... and completing a session with it starts the new week.
 UPDATE sessions SET is_completed = true WHERE user_id = :u1 AND NOT is_completed;
-SELECT weekly_completed_sessions, week_reset_date = next_week_start(now()) AS next_monday FROM profiles WHERE id = :u1;
+SELECT weekly_started_sessions, weekly_completed_sessions, week_reset_date = next_week_start(now()) AS next_monday FROM profiles WHERE id = :u1;
 UPDATE profiles SET weekly_session_limit = NULL WHERE id = :u1;
 INSERT INTO sessions (user_id, scenario_id) VALUES (:u1, 'market') RETURNING is_completed;
 

@@ -21,6 +21,8 @@ INSERT INTO sessions (user_id, scenario_id, started_at) VALUES (:u1, 'week', '20
 SET pg_assistant.clock_override = '2026-11-23 00:00:00+00';   -- Monday 00:00:00: the reset is due
 -- The stale counter counts as zero, so the limit does not block the new week's first session.
 INSERT INTO sessions (user_id, scenario_id, started_at) VALUES (:u1, 'week', '2026-11-23 00:00:00+00');
+-- That first session of the week already started the new week, so the job finds nothing due.
+SELECT weekly_started_sessions, to_char(week_reset_date AT TIME ZONE 'UTC', 'Dy YYYY-MM-DD') AS resets FROM profiles;
 SELECT reset_weekly_limits();
 SELECT weekly_completed_sessions, total_completed_sessions,
        to_char(week_reset_date AT TIME ZONE 'UTC', 'Dy YYYY-MM-DD HH24:MI:SS') AS resets FROM profiles;

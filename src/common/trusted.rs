@@ -1,0 +1,174 @@
+//! No code a non-superuser wrote ever runs with the extension owner's privileges.
+//!
+//! Owner-context statements write the extension's tables, and whatever triggers those tables
+//! carry would run as the owner. [`require_trusted_triggers`] refuses (`42501`) to enter the
+//! owner context while any of the extension's tables carries a trigger it does not trust:
+//!
+//! * internal triggers (foreign keys) are trusted: PostgreSQL's own code;
+//! * otherwise the trigger must have no `WHEN` condition (which could call anyone's function)
+//!   and its function must be one of the extension's own, or be owned by a superuser.
+//!
+//! The verdict is kept per backend and dropped by the relcache invalidation that every
+//! `CREATE TRIGGER`, `ALTER TABLE` or `DROP TRIGGER` on those tables sends, so the check costs
+//! two loads on the hot path. Privileges are the first line (ordinary roles never hold TRIGGER
+//! on the extension's tables, see `harden_privileges`); this is the second.
+
+use std::cell::Cell;
+use std::ffi::CStr;
+
+use pgrx::pg_sys;
+
+use super::error::{PgaError, INSUFFICIENT_PRIVILEGE};
+use super::schema;
+
+const MAX_TABLES: usize = 64;
+
+thread_local! {
+    /// Bumped by every relcache invalidation that may concern the extension's tables.
+    static INVALIDATIONS: Cell<u64> = const { Cell::new(0) };
+    /// The value of INVALIDATIONS when the tables were last found clean.
+    static VERIFIED_AT: Cell<Option<u64>> = const { Cell::new(None) };
+    /// The tables' OIDs as last verified (read by the invalidation callback, which may not
+    /// touch the catalog); InvalidOid-terminated.
+    static TABLE_OIDS: [Cell<pg_sys::Oid>; MAX_TABLES] = const { [const { Cell::new(pg_sys::InvalidOid) }; MAX_TABLES] };
+}
+
+/// Registered once per backend in `_PG_init`.
+pub fn register_invalidation_callback() {
+    // SAFETY: a static callback, registered once per backend.
+    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_invalidation), pg_sys::Datum::from(0usize)) }
+}
+
+// Runs inside invalidation processing: no catalog access, no allocation, no error.
+unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    let ours = relid == pg_sys::InvalidOid
+        || TABLE_OIDS.with(|oids| {
+            oids.iter().map(Cell::get).take_while(|&o| o != pg_sys::InvalidOid).any(|o| o == relid)
+        });
+    if ours {
+        INVALIDATIONS.set(INVALIDATIONS.get().wrapping_add(1));
+    }
+}
+
+/// Raise `42501` unless every table of the extension carries only trusted triggers.
+pub fn require_trusted_triggers() {
+    let generation = INVALIDATIONS.get();
+    if VERIFIED_AT.get() == Some(generation) {
+        return;
+    }
+    let relids: Vec<pg_sys::Oid> = schema::OWN_TABLES.iter().filter_map(|t| schema::relation(t)).collect();
+    TABLE_OIDS.with(|oids| {
+        for (i, slot) in oids.iter().enumerate() {
+            slot.set(relids.get(i).copied().unwrap_or(pg_sys::InvalidOid));
+        }
+    });
+    for relid in relids {
+        verify_table(relid);
+    }
+    // Invalidations that arrived while we looked (opening a table accepts them) leave the
+    // generation ahead of what we record, so the next call looks again.
+    VERIFIED_AT.set(Some(generation));
+}
+
+/// [`require_trusted_triggers`], looking again whatever was verified before (the DDL guard).
+pub fn require_trusted_triggers_now() {
+    VERIFIED_AT.set(None);
+    require_trusted_triggers();
+}
+
+fn verify_table(relid: pg_sys::Oid) {
+    // SAFETY: the relation is opened (and locked, as the statement that follows will) for the
+    // duration of the inspection; trigdesc belongs to its relcache entry.
+    unsafe {
+        let rel = pg_sys::relation_open(relid, pg_sys::AccessShareLock as i32);
+        let trigdesc = (*rel).trigdesc;
+        let untrusted = if trigdesc.is_null() {
+            None
+        } else {
+            let triggers = std::slice::from_raw_parts((*trigdesc).triggers, (*trigdesc).numtriggers as usize);
+            triggers.iter().find(|t| !trusted(t)).map(|t| {
+                (
+                    CStr::from_ptr(t.tgname).to_string_lossy().into_owned(),
+                    describe_function(t.tgfoid),
+                    !t.tgqual.is_null(),
+                )
+            })
+        };
+        let table = qualified_name(rel);
+        pg_sys::relation_close(rel, pg_sys::NoLock as i32);
+        if let Some((trigger, function, has_when)) = untrusted {
+            let why = if has_when {
+                format!("Trigger \"{trigger}\" has a WHEN condition; it calls {function}.")
+            } else {
+                format!("Trigger \"{trigger}\" calls {function}, which is neither pg_assistant's nor owned by a superuser.")
+            };
+            PgaError::new(
+                INSUFFICIENT_PRIVILEGE,
+                format!("pg_assistant will not act as the extension owner: table {table} has trigger \"{trigger}\" that it does not trust"),
+            )
+            .detail(format!("{why} pg_assistant's own statements run with the owner's privileges, and so would the trigger."))
+            .hint(format!("Drop it (DROP TRIGGER {} ON {table}); only superusers may add triggers to pg_assistant's tables.", quote(&trigger)))
+            .raise();
+        }
+    }
+}
+
+/// # Safety
+/// `t` must be a trigger of an open relation's trigdesc.
+unsafe fn trusted(t: &pg_sys::Trigger) -> bool {
+    if t.tgisinternal {
+        return true;
+    }
+    t.tgqual.is_null() && trusted_function(t.tgfoid)
+}
+
+fn trusted_function(function: pg_sys::Oid) -> bool {
+    // SAFETY: catalog lookups by OID.
+    unsafe {
+        if pg_sys::getExtensionOfObject(pg_sys::ProcedureRelationId, function) == schema::extension_oid() {
+            return true;
+        }
+        function_owner(function).is_some_and(|owner| pg_sys::superuser_arg(owner))
+    }
+}
+
+fn function_owner(function: pg_sys::Oid) -> Option<pg_sys::Oid> {
+    // SAFETY: a syscache lookup, released before returning.
+    unsafe {
+        let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::PROCOID as i32, pg_sys::Datum::from(function));
+        if tuple.is_null() {
+            return None;
+        }
+        let owner = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_proc>(tuple)).proowner;
+        pg_sys::ReleaseSysCache(tuple);
+        Some(owner)
+    }
+}
+
+fn describe_function(function: pg_sys::Oid) -> String {
+    // SAFETY: format_procedure and GetUserNameFromId return palloc'd strings.
+    unsafe {
+        let name = CStr::from_ptr(pg_sys::format_procedure(function)).to_string_lossy().into_owned();
+        match function_owner(function) {
+            Some(owner) => {
+                let role = pg_sys::GetUserNameFromId(owner, true);
+                let role = if role.is_null() { "?".into() } else { CStr::from_ptr(role).to_string_lossy().into_owned() };
+                format!("function {name} (owned by role \"{role}\")")
+            }
+            None => format!("function {name}"),
+        }
+    }
+}
+
+/// # Safety
+/// `rel` must be an open relation.
+unsafe fn qualified_name(rel: pg_sys::Relation) -> String {
+    let nsp = pg_sys::get_namespace_name((*(*rel).rd_rel).relnamespace);
+    let nsp = if nsp.is_null() { String::new() } else { CStr::from_ptr(nsp).to_string_lossy().into_owned() };
+    let name = CStr::from_ptr((*(*rel).rd_rel).relname.data.as_ptr()).to_string_lossy().into_owned();
+    format!("{}.{}", quote(&nsp), quote(&name))
+}
+
+fn quote(s: &str) -> String {
+    super::trigger::quote_ident(s)
+}
