@@ -8,9 +8,11 @@
 //! * otherwise the trigger must have no `WHEN` condition (which could call anyone's function)
 //!   and its function must be one of the extension's own, or be owned by a superuser.
 //!
-//! The verdict is kept per backend and dropped by the relcache invalidation that every
-//! `CREATE TRIGGER`, `ALTER TABLE` or `DROP TRIGGER` on those tables sends, so the check costs
-//! two loads on the hot path. Privileges are the first line (ordinary roles never hold TRIGGER
+//! The verdict is kept per backend and dropped by every invalidation that can change it: the
+//! relcache invalidation that `CREATE TRIGGER`, `ALTER TABLE` or `DROP TRIGGER` on those tables
+//! sends, and any change of a function (`ALTER FUNCTION ... OWNER TO`, `CREATE OR REPLACE`) or
+//! of a role (`ALTER ROLE ... NOSUPERUSER`), which a pooled backend learns of only through the
+//! `pg_proc` and `pg_authid` syscache invalidations. The check costs two loads on the hot path. Privileges are the first line (ordinary roles never hold TRIGGER
 //! on the extension's tables, see `harden_privileges`); this is the second.
 
 use std::cell::Cell;
@@ -35,8 +37,19 @@ thread_local! {
 
 /// Registered once per backend in `_PG_init`.
 pub fn register_invalidation_callback() {
-    // SAFETY: a static callback, registered once per backend.
-    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_invalidation), pg_sys::Datum::from(0usize)) }
+    // SAFETY: static callbacks, registered once per backend.
+    unsafe {
+        let arg = pg_sys::Datum::from(0usize);
+        pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_invalidation), arg);
+        pg_sys::CacheRegisterSyscacheCallback(pg_sys::SysCacheIdentifier::PROCOID as i32, Some(on_syscache_invalidation), arg);
+        pg_sys::CacheRegisterSyscacheCallback(pg_sys::SysCacheIdentifier::AUTHOID as i32, Some(on_syscache_invalidation), arg);
+    }
+}
+
+// A function or a role changed: whose function a trigger calls, or whether its owner is a
+// superuser, may be different now.
+unsafe extern "C-unwind" fn on_syscache_invalidation(_arg: pg_sys::Datum, _cacheid: i32, _hash: u32) {
+    INVALIDATIONS.set(INVALIDATIONS.get().wrapping_add(1));
 }
 
 // Runs inside invalidation processing: no catalog access, no allocation, no error.
