@@ -92,6 +92,19 @@ pub fn ensure_login_role(role: &str) {
     ));
 }
 
+/// [`ensure_login_role`], and take SUPERUSER and BYPASSRLS away again in case an earlier run's
+/// attack succeeded. Only when needed: tests run in parallel, and two concurrent ALTER ROLEs of
+/// one role fail with "tuple concurrently updated".
+pub fn ensure_ordinary_role(role: &str) {
+    ensure_login_role(role);
+    let mut admin = connect("postgres", "postgres");
+    let elevated: bool =
+        admin.query_one("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = $1", &[&role]).unwrap().get(0);
+    if elevated {
+        admin.batch_execute(&format!("ALTER ROLE {role} NOSUPERUSER NOBYPASSRLS")).unwrap();
+    }
+}
+
 /// A transaction carrying the JWT claims `claims` (a JSON object), as PostgREST sets them.
 pub fn with_claims<'a>(client: &'a mut Client, claims: serde_json::Value) -> postgres::Transaction<'a> {
     let mut tx = client.transaction().unwrap();

@@ -14,7 +14,7 @@
 //! nothing; a `LOGIN BYPASSRLS` role runs all of them.
 
 use pg_assistant_integration::postgres::Client;
-use pg_assistant_integration::{assert_server_alive, connect, ensure_login_role, message, sqlstate, with_claims, TestDb};
+use pg_assistant_integration::{assert_server_alive, connect, ensure_ordinary_role, message, sqlstate, with_claims, TestDb};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -61,16 +61,9 @@ fn members(relkinds: &str) -> String {
 const ORDINARY_ROLES: &str =
     "SELECT oid, rolname FROM pg_roles WHERE NOT rolsuper AND NOT rolbypassrls AND rolname !~ '^pg_'";
 
-/// Login roles without superuser or BYPASSRLS; reset in case an earlier run's attack succeeded.
-fn ordinary(roles: &[&str]) {
-    for role in roles {
-        ensure_login_role(role);
-        connect("postgres", "postgres").batch_execute(&format!("ALTER ROLE {role} NOSUPERUSER NOBYPASSRLS")).unwrap();
-    }
-}
-
 fn supabase_db(test: &str) -> TestDb {
-    ordinary(&[ANON, AUTH]);
+    ensure_ordinary_role(ANON);
+    ensure_ordinary_role(AUTH);
     TestDb::supabase_like(test, &[ANON, AUTH])
 }
 

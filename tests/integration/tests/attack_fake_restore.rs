@@ -17,7 +17,7 @@
 use std::io::{BufRead, Read, Write};
 
 use pg_assistant_integration::postgres::{Client, Error, GenericClient};
-use pg_assistant_integration::{as_user, assert_server_alive, connect, ensure_login_role, message, sqlstate, TestDb};
+use pg_assistant_integration::{as_user, assert_server_alive, connect, ensure_ordinary_role, message, sqlstate, TestDb};
 use uuid::Uuid;
 
 struct Fixture {
@@ -30,8 +30,7 @@ struct Fixture {
 /// The attacker's own profile with its weekly session limit used up (two sessions started this
 /// week, limit 2): one open session and one completed session, each with one message.
 fn fixture(test: &str, role: &str) -> Fixture {
-    ensure_login_role(role);
-    connect("postgres", "postgres").batch_execute(&format!("ALTER ROLE {role} NOSUPERUSER NOBYPASSRLS")).unwrap();
+    ensure_ordinary_role(role);
     let db = TestDb::new(test);
     let mut su = db.superuser();
     su.batch_execute(&format!(

@@ -18,7 +18,7 @@
 //! * a trigger whose function a superuser owns (a DBA's audit trigger) is trusted.
 
 use pg_assistant_integration::postgres::Client;
-use pg_assistant_integration::{as_user, assert_server_alive, connect, ensure_login_role, is_superuser, message, sqlstate, TestDb};
+use pg_assistant_integration::{as_user, assert_server_alive, connect, ensure_ordinary_role, is_superuser, message, sqlstate, TestDb};
 use uuid::Uuid;
 
 const TABLES: [&str; 6] = ["tenants", "profiles", "scenarios", "sessions", "messages", "logs"];
@@ -27,8 +27,7 @@ const OWNER_REFUSAL: &str = "pg_assistant will not act as the extension owner";
 
 /// A login role without SUPERUSER or BYPASSRLS; reset in case an earlier run's attack succeeded.
 fn attacker(role: &str) {
-    ensure_login_role(role);
-    connect("postgres", "postgres").batch_execute(&format!("ALTER ROLE {role} NOSUPERUSER NOBYPASSRLS")).unwrap();
+    ensure_ordinary_role(role);
 }
 
 fn has_table_privilege(c: &mut Client, role: &str, table: &str, privilege: &str) -> bool {
