@@ -14,13 +14,15 @@ use pgrx::prelude::*;
 
 use crate::common::error::{require_arg, PgaError, INVALID_PARAMETER};
 use crate::common::owner::{
-    as_owner, as_owner_native, may_write_protected_columns, require_privileged_caller, row_security_violation,
+    as_owner, as_owner_by_key, as_owner_native, may_write_protected_columns, require_privileged_caller, row_security_violation,
 };
 use crate::common::plans::{self, Stmt};
 use crate::common::restore::loading_dump;
 use crate::common::time::{self, arg as ts};
 use crate::identity::current_user_uuid;
-use crate::common::trigger::{native_trigger, statement_done, Event, Level, Timing, TriggerCall, Usage};
+use crate::common::trigger::{
+    native_trigger, statement_done, Event, Level, Timing, Transition, TransitionRow, TriggerCall, Usage,
+};
 
 const UUID: PgOid = PgOid::BuiltIn(PgBuiltInOids::UUIDOID);
 const TIMESTAMPTZ: PgOid = PgOid::BuiltIn(PgBuiltInOids::TIMESTAMPTZOID);
@@ -49,9 +51,13 @@ const SESSIONS_BEFORE_WRITE: Usage =
 
 /// Written by the rules, or by callers with BYPASSRLS.
 const SESSION_PROTECTED: [&str; 4] = ["completed_at", "duration_seconds", "message_count_main", "message_count_helper"];
-/// On UPDATE `started_at` is protected too: the duration is measured from it.
-const SESSION_PROTECTED_ON_UPDATE: [&str; 5] =
-    ["completed_at", "duration_seconds", "message_count_main", "message_count_helper", "started_at"];
+/// On UPDATE `started_at` is protected too (the duration is measured from it), and so are the
+/// session's identity and owner: row-level security checks the old and the new row at two
+/// moments, between which a caller can change their own claims, so `user_id` must not move.
+const SESSION_PROTECTED_ON_UPDATE: [&str; 7] =
+    ["completed_at", "duration_seconds", "message_count_main", "message_count_helper", "started_at", "id", "user_id"];
+/// A completed session is final for ordinary callers.
+const SESSION_FINAL: [&str; 1] = ["scenario_id"];
 /// How far an ordinary caller's `started_at` may be from now (client clock skew).
 const STARTED_AT_SKEW_SECONDS: i64 = 300;
 
@@ -75,6 +81,9 @@ fn sessions_before_write(call: &TriggerCall) -> pg_sys::Datum {
                     .raise();
             }
             call.guard_protected_columns(&SESSION_PROTECTED_ON_UPDATE);
+            if was_completed {
+                call.guard_protected_columns(&SESSION_FINAL);
+            }
             now_completed && !was_completed
         }
         _ => {
@@ -184,9 +193,15 @@ static SESSIONS_INSERTED: Stmt = Stmt::new(
     profile_counts_sql!("SELECT user_id, 1, CASE WHEN is_completed THEN 1 ELSE 0 END, completed_at FROM new_rows"),
     &[TIMESTAMPTZ, TIMESTAMPTZ, TIMESTAMPTZ],
 );
+/// A session moved by a profile's id changing (`ON UPDATE CASCADE`) stays counted where it was:
+/// its old profile id no longer exists, and the renamed profile already holds its count.
 static SESSIONS_UPDATED: Stmt = Stmt::new(
     profile_counts_sql!(
-        "SELECT user_id, 0, 1, completed_at FROM new_rows WHERE is_completed
+        "SELECT n.user_id, 0, 1, n.completed_at
+           FROM new_rows n LEFT JOIN old_rows o ON o.id = n.id
+          WHERE n.is_completed
+            AND (o.id IS NULL OR o.user_id = n.user_id
+                 OR EXISTS (SELECT FROM @extschema@.profiles p WHERE p.id = o.user_id))
          UNION ALL
          SELECT user_id, 0, -1, completed_at FROM old_rows WHERE is_completed"
     ),
@@ -235,27 +250,51 @@ fn sessions_count_completions(call: &TriggerCall) -> pg_sys::Datum {
     };
     let check_limit = call.event() == Event::Insert;
     let now = time::now();
-    let over = as_owner(|| {
-        Spi::connect_mut(|client| {
-            call.register_transition_tables();
-            let rows = plans::run(client, stmt, &[ts(now), ts(time::week_start(now)), ts(time::next_week_start(now))]);
-            if !check_limit {
-                return None;
-            }
-            rows.filter_map(|row| {
-                let limit: i32 = row.get(3).ok().flatten()?;
-                let started: i32 = row.get(2).ok().flatten().unwrap_or(0);
-                let added: i64 = row.get(4).ok().flatten().unwrap_or(0);
-                (started as i64 > limit as i64).then(|| OverLimit {
-                    profile: row.get(1).ok().flatten().unwrap_or(pgrx::Uuid::from_bytes([0; 16])),
-                    started_before: started as i64 - added,
-                    limit,
-                    resets: row.get(5).ok().flatten().unwrap_or(TimestampWithTimeZone::positive_infinity()),
-                })
+    let over_limit = |rows: pgrx::spi::SpiTupleTable<'_>| {
+        if !check_limit {
+            return None;
+        }
+        rows.filter_map(|row| {
+            let limit: i32 = row.get(3).ok().flatten()?;
+            let started: i32 = row.get(2).ok().flatten().unwrap_or(0);
+            let added: i64 = row.get(4).ok().flatten().unwrap_or(0);
+            (started as i64 > limit as i64).then(|| OverLimit {
+                profile: row.get(1).ok().flatten().unwrap_or(pgrx::Uuid::from_bytes([0; 16])),
+                started_before: started as i64 - added,
+                limit,
+                resets: row.get(5).ok().flatten().unwrap_or(TimestampWithTimeZone::positive_infinity()),
             })
-            .next()
         })
-    });
+        .next()
+    };
+    let over = match one_session_change(call, now) {
+        // A one-row statement: nothing to count (a message count or updated_at changed), or
+        // one profile to bump by primary key.
+        Some(None) => return statement_done(),
+        Some(Some(change)) => as_owner_by_key(|| {
+            // SAFETY: `change.user` is a non-null uuid datum of the transition row, alive while `row` is.
+            let user = unsafe { DatumWithOid::new(change.user, UUID.value()) };
+            plans::with(
+                &PROFILE_COUNTS_ONE,
+                &[
+                    user,
+                    ts(now),
+                    ts(time::next_week_start(now)),
+                    change.started.into(),
+                    change.total.into(),
+                    change.weekly.into(),
+                ],
+                over_limit,
+            )
+        }),
+        None => as_owner(|| {
+            Spi::connect_mut(|client| {
+                call.register_transition_tables();
+                let rows = plans::run(client, stmt, &[ts(now), ts(time::week_start(now)), ts(time::next_week_start(now))]);
+                over_limit(rows)
+            })
+        }),
+    };
     if let Some(o) = over {
         PgaError::rule("weekly session limit reached")
             .detail(format!(
@@ -268,21 +307,71 @@ fn sessions_count_completions(call: &TriggerCall) -> pg_sys::Datum {
     statement_done()
 }
 
-// ---- the caller -------------------------------------------------------------------------------
-
-thread_local! {
-    // The JWT subject, read once per statement (row-level security evaluates it once too).
-    static CALLER: std::cell::Cell<Option<Option<[u8; 16]>>> = const { std::cell::Cell::new(None) };
+/// What a one-row session statement changes on its profile: sessions started (0 or 1),
+/// completions in total and this week (-1, 0 or +1), for the profile `user`.
+struct SessionChange {
+    user: pg_sys::Datum,
+    started: i32,
+    total: i32,
+    weekly: i32,
+    // Keeps the transition rows (and so `user`) alive.
+    _rows: [Option<TransitionRow>; 2],
 }
+
+/// `None`: not a one-row statement (or one that moved a session to another profile), for the
+/// set-based statement. `Some(None)`: a one-row statement that changes no counter.
+fn one_session_change(call: &TriggerCall, now: pg_sys::TimestampTz) -> Option<Option<SessionChange>> {
+    let week_start = time::week_start(now);
+    let (user_col, completed_col, completed_at_col) =
+        (call.column("user_id"), call.column("is_completed"), call.column("completed_at"));
+    // (+1 if completed, +1 if completed this week) of one row.
+    let counts = |row: &TransitionRow| {
+        let completed = row.get(completed_col).is_some_and(|d| d.value() != 0);
+        let this_week = completed && row.get(completed_at_col).is_some_and(|d| d.value() as i64 >= week_start);
+        (completed as i32, this_week as i32)
+    };
+    let (old, new) = match call.event() {
+        Event::Insert => (None, Some(call.only_transition_row(Transition::New)?)),
+        Event::Update => {
+            let old = call.only_transition_row(Transition::Old)?;
+            let new = call.only_transition_row(Transition::New)?;
+            match (old.get(user_col), new.get(user_col)) {
+                (Some(a), Some(b)) if uuid_bytes(a) == uuid_bytes(b) => {}
+                _ => return None,
+            }
+            (Some(old), Some(new))
+        }
+        _ => (Some(call.only_transition_row(Transition::Old)?), None),
+    };
+    let (old_total, old_weekly) = old.as_ref().map(counts).unwrap_or((0, 0));
+    let (new_total, new_weekly) = new.as_ref().map(counts).unwrap_or((0, 0));
+    let started = (call.event() == Event::Insert) as i32;
+    let (total, weekly) = (new_total - old_total, new_weekly - old_weekly);
+    if started == 0 && total == 0 && weekly == 0 {
+        return Some(None);
+    }
+    let user = new.as_ref().or(old.as_ref())?.get(user_col)?;
+    Some(Some(SessionChange { user, started, total, weekly, _rows: [old, new] }))
+}
+
+/// [`profile_counts_sql`] for one profile by primary key: `$1` profile, `$2` now, `$3` start of
+/// the next week, `$4` sessions started, `$5` completions, `$6` completions this week.
+static PROFILE_COUNTS_ONE: Stmt = Stmt::new(
+    "UPDATE @extschema@.profiles p
+        SET weekly_started_sessions = CASE WHEN p.week_reset_date <= $2 THEN $4 ELSE p.weekly_started_sessions + $4 END,
+            total_completed_sessions = greatest(p.total_completed_sessions + $5, 0),
+            weekly_completed_sessions = CASE WHEN p.week_reset_date <= $2
+                                             THEN greatest($6, 0)
+                                             ELSE greatest(p.weekly_completed_sessions + $6, 0) END,
+            week_reset_date = CASE WHEN p.week_reset_date <= $2 THEN $3 ELSE p.week_reset_date END
+      WHERE p.id = $1
+  RETURNING p.id, p.weekly_started_sessions, p.weekly_session_limit, $4::pg_catalog.int8, p.week_reset_date",
+    &[UUID, TIMESTAMPTZ, TIMESTAMPTZ, INT4, INT4, INT4],
+);
 
 /// The caller's JWT subject (`current_user_id()`), as bytes.
 fn caller() -> Option<[u8; 16]> {
-    if let Some(known) = CALLER.get() {
-        return known;
-    }
-    let known = current_user_uuid().map(|u| *u.as_bytes());
-    CALLER.set(Some(known));
-    known
+    current_user_uuid().map(|u| *u.as_bytes())
 }
 
 // ---- messages: user_id from the session, completed-session guard -----------------------------
@@ -302,24 +391,18 @@ thread_local! {
 
 pub fn forget_statement_state() {
     SESSION_FACTS.with(|c| c.borrow_mut().clear());
-    CALLER.set(None);
 }
 
-static SESSION_FACTS_BY_ID: Stmt =
-    Stmt::new("SELECT user_id, is_completed FROM @extschema@.sessions WHERE id = $1", &[UUID]);
-
-/// The session's owner and state, read as the extension owner (the caller may not see it).
+/// The session's owner and state, read natively through its primary key (the caller may not
+/// be able to see it; nothing of it is shown to them).
 fn lookup_session(session: pg_sys::Datum) -> Option<SessionFacts> {
-    // SAFETY: `session` is a non-null uuid datum.
-    let arg = unsafe { DatumWithOid::new(session, UUID.value()) };
-    as_owner(|| {
-        plans::with(&SESSION_FACTS_BY_ID, &[arg], |mut rows| {
-            let row = rows.next()?;
-            let user: pgrx::Uuid = row.get(1).ok().flatten()?;
-            let is_completed: bool = row.get(2).ok().flatten().unwrap_or(false);
-            Some(SessionFacts { user_id: *user.as_bytes(), is_completed })
+    crate::common::lookup::by_unique_key(c"sessions", c"sessions_pkey", pg_sys::F_UUID_EQ, session, |row| {
+        Some(SessionFacts {
+            user_id: uuid_bytes(row.get("user_id")?),
+            is_completed: row.get("is_completed").is_some_and(|d| d.value() != 0),
         })
     })
+    .flatten()
 }
 
 /// [`lookup_session`], once per session per INSERT statement.
@@ -422,6 +505,50 @@ static MESSAGES_DELETED: Stmt = Stmt::new(
     &[],
 );
 
+/// [`message_counts_sql`] for one session by primary key: `$2` and `$3` are added to the main
+/// and helper counts (negative for deletes).
+static MESSAGE_COUNTS_ONE: Stmt = Stmt::new(
+    "UPDATE @extschema@.sessions s
+        SET message_count_main = greatest(s.message_count_main + $2, 0),
+            message_count_helper = greatest(s.message_count_helper + $3, 0)
+      WHERE s.id = $1
+  RETURNING s.id, s.is_completed",
+    &[UUID, INT4, INT4],
+);
+
+thread_local! {
+    // (type oid, oid of its label 'main'), looked up once per backend.
+    static MAIN_LABEL: std::cell::Cell<(pg_sys::Oid, pg_sys::Oid)> =
+        const { std::cell::Cell::new((pg_sys::InvalidOid, pg_sys::InvalidOid)) };
+}
+
+/// Whether a `chat_type` value is `'main'` (enum values are the OIDs of their labels).
+fn is_main_chat(value: pg_sys::Datum, type_oid: pg_sys::Oid) -> bool {
+    let (cached_type, main) = MAIN_LABEL.get();
+    let main = if cached_type == type_oid {
+        main
+    } else {
+        // SAFETY: a syscache lookup of pg_enum by (type, label), released at once.
+        let main = unsafe {
+            let tuple = pg_sys::SearchSysCache2(
+                pg_sys::SysCacheIdentifier::ENUMTYPOIDNAME as i32,
+                pg_sys::Datum::from(type_oid),
+                pg_sys::Datum::from(c"main".as_ptr()),
+            );
+            if tuple.is_null() {
+                pg_sys::InvalidOid
+            } else {
+                let oid = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_enum>(tuple)).oid;
+                pg_sys::ReleaseSysCache(tuple);
+                oid
+            }
+        };
+        MAIN_LABEL.set((type_oid, main));
+        main
+    };
+    pg_sys::Oid::from(value.value() as u32) == main
+}
+
 const AFTER_STATEMENT_INSERT_DELETE: Usage =
     Usage { timing: Timing::After, level: Level::Statement, events: &[Event::Insert, Event::Delete] };
 
@@ -438,25 +565,42 @@ fn messages_count(call: &TriggerCall) -> pg_sys::Datum {
     // A completed session's messages are final for ordinary users: no additions (everyone)
     // and no deletions (callers without BYPASSRLS; deleting the whole session stays allowed).
     let guard = inserted || !may_write_protected_columns();
-    let completed = as_owner(|| {
-        Spi::connect_mut(|client| {
-            call.register_transition_tables();
-            let stmt = if inserted { &MESSAGES_INSERTED } else { &MESSAGES_DELETED };
-            let rows = plans::run(client, stmt, &[]);
-            if !guard {
-                return None;
+    let completed_session = |rows: pgrx::spi::SpiTupleTable<'_>| {
+        if !guard {
+            return None;
+        }
+        rows.filter_map(|row| {
+            let done: bool = row.get(2).ok().flatten().unwrap_or(false);
+            if done {
+                row.get::<pgrx::Uuid>(1).ok().flatten()
+            } else {
+                None
             }
-            rows.filter_map(|row| {
-                let done: bool = row.get(2).ok().flatten().unwrap_or(false);
-                if done {
-                    row.get::<pgrx::Uuid>(1).ok().flatten()
-                } else {
-                    None
-                }
-            })
-            .next()
         })
-    });
+        .next()
+    };
+    let only = call.only_transition_row(if inserted { Transition::New } else { Transition::Old });
+    let completed = match only.as_ref().and_then(|row| Some((row.get(call.column("session_id"))?, row))) {
+        // One row: one session, by primary key.
+        Some((session, row)) => {
+            let chat_type = call.column("chat_type");
+            let main = row.get(chat_type).is_some_and(|d| is_main_chat(d, chat_type.type_oid));
+            let sign = if inserted { 1 } else { -1 };
+            let (main, helper) = if main { (sign, 0) } else { (0, sign) };
+            // SAFETY: a non-null uuid datum of the transition row, alive while `only` is.
+            let session = unsafe { DatumWithOid::new(session, UUID.value()) };
+            as_owner_by_key(|| plans::with(&MESSAGE_COUNTS_ONE, &[session, main.into(), helper.into()], completed_session))
+        }
+        None if call.transition_len(if inserted { Transition::New } else { Transition::Old }) == 0 => None,
+        None => as_owner(|| {
+            Spi::connect_mut(|client| {
+                call.register_transition_tables();
+                let stmt = if inserted { &MESSAGES_INSERTED } else { &MESSAGES_DELETED };
+                let rows = plans::run(client, stmt, &[]);
+                completed_session(rows)
+            })
+        }),
+    };
     match completed {
         Some(session) if inserted => completed_session_error(&session.to_string()),
         Some(session) => PgaError::rule(format!("cannot delete messages of completed session {session}"))

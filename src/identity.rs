@@ -61,9 +61,39 @@ fn canonical_hyphens(s: &str) -> bool {
     b.len() == 36 && [8, 13, 18, 23].iter().all(|&i| b[i] == b'-')
 }
 
+/// The raw value of a setting, borrowed until the setting next changes (use it at once).
+fn raw_setting(name: &CStr) -> &'static [u8] {
+    // SAFETY: GetConfigOption with missing_ok returns NULL or a string valid until the setting
+    // changes; the caller only compares or copies it before running anything else.
+    unsafe {
+        let value = pg_sys::GetConfigOption(name.as_ptr(), true, false);
+        if value.is_null() { &[] } else { CStr::from_ptr(value).to_bytes() }
+    }
+}
+
+thread_local! {
+    // The subject last parsed, with the two settings it was parsed from: rules ask for it once
+    // per row, and the JSON is parsed again only when a setting changed.
+    static SUBJECT: std::cell::RefCell<(Vec<u8>, Vec<u8>, Option<[u8; 16]>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new(), None)) };
+}
+
 pub fn current_user_uuid() -> Option<pgrx::Uuid> {
-    let sub = claim("sub", c"request.jwt.claim.sub")?;
-    parse_uuid(&sub).map(pgrx::Uuid::from_bytes)
+    let (claims, sub) = (raw_setting(c"request.jwt.claims"), raw_setting(c"request.jwt.claim.sub"));
+    let hit = SUBJECT.with(|c| {
+        let c = c.borrow();
+        (c.0 == claims && c.1 == sub).then_some(c.2)
+    });
+    let subject = match hit {
+        Some(subject) => subject,
+        None => {
+            let (claims, sub) = (claims.to_vec(), sub.to_vec());
+            let subject = claim("sub", c"request.jwt.claim.sub").and_then(|s| parse_uuid(&s));
+            SUBJECT.with(|c| *c.borrow_mut() = (claims, sub, subject));
+            subject
+        }
+    };
+    subject.map(pgrx::Uuid::from_bytes)
 }
 
 /// The `sub` claim of the request's JWT as a uuid; NULL when absent or not a uuid.
@@ -171,8 +201,8 @@ fn insert_profile(user_id: pgrx::Uuid, email: Option<&str>, display_name: Option
 /// Implementation of `create_profile()` (an SQL wrapper returns the row): validates, checks the
 /// caller may create this profile, inserts as the owner; returns the new id.
 ///
-/// A caller without BYPASSRLS creates only their own profile, and when their JWT carries an
-/// `email` claim, only with that address (which then wins over a profile squatting on it).
+/// A caller without BYPASSRLS creates only their own profile, and only with the address of
+/// their JWT's `email` claim (which then wins over another profile holding it).
 #[pg_extern(volatile, parallel_unsafe, name = "_create_profile")]
 fn create_profile_row(user_id: Option<pgrx::Uuid>, email: Option<&str>, display_name: Option<&str>) -> pgrx::Uuid {
     let user_id = require_arg(user_id, "user_id");
@@ -189,7 +219,12 @@ fn create_profile_row(user_id: Option<pgrx::Uuid>, email: Option<&str>, display_
             .raise();
     }
     match claim("email", c"request.jwt.claim.email") {
-        None => insert_profile(user_id, email, display_name, Email::AsGiven),
+        // Letting users pick any address would let them squat someone's, and probe which
+        // addresses have an account through the unique index.
+        None => PgaError::new(INSUFFICIENT_PRIVILEGE, "permission denied to create a profile without a verified address")
+            .detail("The caller's JWT carries no email claim.")
+            .hint("Issue tokens with the user's email claim, or create profiles from a service (BYPASSRLS).")
+            .raise(),
         Some(verified) if email.is_some_and(|e| e.trim().to_lowercase() == verified.trim().to_lowercase()) => {
             insert_profile(user_id, email, display_name, Email::Verified)
         }
@@ -203,7 +238,8 @@ fn create_profile_row(user_id: Option<pgrx::Uuid>, email: Option<&str>, display_
 /// Written by the rules, the creation path and callers with BYPASSRLS only. `email` too: a
 /// user could otherwise take someone's address before they sign up, or probe which addresses
 /// have an account through the unique index.
-const PROFILE_PROTECTED: [&str; 7] = [
+const PROFILE_PROTECTED: [&str; 8] = [
+    "id",
     "total_completed_sessions",
     "weekly_completed_sessions",
     "weekly_started_sessions",

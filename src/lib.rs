@@ -57,15 +57,13 @@ unsafe extern "C-unwind" fn on_xact_end(_event: pg_sys::XactEvent::Type, _arg: *
 
 #[pg_guard]
 unsafe extern "C-unwind" fn on_subxact_end(
-    _event: pg_sys::SubXactEvent::Type,
-    _my: pg_sys::SubTransactionId,
+    event: pg_sys::SubXactEvent::Type,
+    my: pg_sys::SubTransactionId,
     _parent: pg_sys::SubTransactionId,
     _arg: *mut std::ffi::c_void,
 ) {
     chat::forget_statement_state();
-    if _event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
-        common::owner::forget_depth();
-    }
+    common::owner::on_subxact(event, my);
 }
 
 #[pg_extern(immutable, strict, parallel_safe)]

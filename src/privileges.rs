@@ -4,8 +4,9 @@
 //!
 //! * TRIGGER on a table: the extension's own statements, and foreign-key cascades, run as the
 //!   owner, and so would any trigger attached there;
-//! * TRUNCATE (skips every rule and the counters) and REFERENCES (a foreign key of theirs could
-//!   block or cascade into the extension's deletes, retention jobs included);
+//! * TRUNCATE (skips every rule and the counters) and REFERENCES, on the table or on any column
+//!   (a foreign key of theirs could block or cascade into the extension's deletes, retention
+//!   jobs included);
 //! * any privilege on a sequence (`setval` would make later inserts collide);
 //! * EXECUTE on the extension's internal functions (rule triggers, install helpers). The jobs
 //!   keep their grants: they check their caller natively.
@@ -46,6 +47,18 @@ const REVOKES: &str = "
             OR (c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,v,m,f}'::pg_catalog.\"char\"[])
                 AND a.privilege_type OPERATOR(pg_catalog.=) ANY ('{TRIGGER,TRUNCATE,REFERENCES}'::pg_catalog.text[])))
      GROUP BY c.oid, c.relkind, a.grantee, r.rolname
+    UNION ALL   -- column-level REFERENCES (GRANT REFERENCES (id) ON sessions TO ...)
+    SELECT pg_catalog.format('REVOKE REFERENCES (%I) ON TABLE %s FROM %s', att.attname, c.oid::pg_catalog.regclass,
+                             CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+                                  ELSE pg_catalog.quote_ident(r.rolname) END)
+      FROM relations x
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) x.objid
+      JOIN pg_catalog.pg_attribute att ON att.attrelid OPERATOR(pg_catalog.=) c.oid
+     CROSS JOIN LATERAL pg_catalog.aclexplode(att.attacl) a
+      LEFT JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) a.grantee
+     WHERE att.attnum OPERATOR(pg_catalog.>) 0
+       AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+       AND a.privilege_type OPERATOR(pg_catalog.=) 'REFERENCES'
     UNION ALL
     SELECT pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM %s', p.oid::pg_catalog.regprocedure,
                              CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'

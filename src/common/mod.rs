@@ -3,6 +3,7 @@
 
 pub mod columns;
 pub mod error;
+pub mod lookup;
 pub mod owner;
 pub mod plans;
 pub mod restore;

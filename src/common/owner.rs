@@ -19,6 +19,10 @@ use super::{schema, trusted};
 
 thread_local! {
     static DEPTH: Cell<u32> = const { Cell::new(0) };
+    // The depth at the start of each open subtransaction: an error caught inside the owner
+    // context (a trusted trigger's EXCEPTION block) aborts a subtransaction that started there.
+    static SUBXACT_DEPTHS: std::cell::RefCell<Vec<(pg_sys::SubTransactionId, u32)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Whether the current code runs inside [`as_owner`].
@@ -27,6 +31,34 @@ pub fn in_owner_context() -> bool {
 }
 
 pub fn as_owner<R>(f: impl FnOnce() -> R) -> R {
+    owner_context(false, f)
+}
+
+/// [`as_owner`] for statements that touch one row by its primary key (the one-row paths):
+/// they are planned without sequential scans. Counter rows are rewritten constantly, and a
+/// table that was small when a backend made its plan would otherwise be scanned whole, dead
+/// versions included, on every statement.
+pub fn as_owner_by_key<R>(f: impl FnOnce() -> R) -> R {
+    owner_context(true, f)
+}
+
+fn set_local(name: &std::ffi::CStr, value: &std::ffi::CStr) {
+    // SAFETY: a plain GUC assignment saved in the current nest level.
+    unsafe {
+        pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+    }
+}
+
+fn owner_context<R>(by_key: bool, f: impl FnOnce() -> R) -> R {
     trusted::require_trusted_triggers();
     let owner = schema::owner();
     let mut saved_user = pg_sys::InvalidOid;
@@ -36,23 +68,16 @@ pub fn as_owner<R>(f: impl FnOnce() -> R) -> R {
     let nest = unsafe {
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
         pg_sys::SetUserIdAndSecContext(owner, saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
-        let nest = pg_sys::NewGUCNestLevel();
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            0,
-            false,
-        );
-        nest
+        pg_sys::NewGUCNestLevel()
     };
-    // An error unwinds past the decrement; (sub)transaction end resets the depth (lib.rs).
+    set_local(c"search_path", c"pg_catalog, pg_temp");
+    if by_key {
+        set_local(c"enable_seqscan", c"off");
+    }
+    // An error unwinds past the decrement; (sub)transaction abort restores the depth (lib.rs).
     DEPTH.set(DEPTH.get() + 1);
     let result = f();
-    DEPTH.set(DEPTH.get() - 1);
+    DEPTH.set(DEPTH.get().saturating_sub(1));
     unsafe {
         pg_sys::AtEOXact_GUC(true, nest);
         pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
@@ -75,9 +100,29 @@ pub fn as_owner_native<R>(f: impl FnOnce() -> R) -> R {
     result
 }
 
-/// Called at every (sub)transaction end: an error inside [`as_owner`] skipped its decrement.
+/// At transaction end: an error inside [`as_owner`] skipped its decrement.
 pub fn forget_depth() {
     DEPTH.set(0);
+    SUBXACT_DEPTHS.with(|s| s.borrow_mut().clear());
+}
+
+/// Subtransaction events: an aborted subtransaction leaves the depth it started with.
+pub fn on_subxact(event: pg_sys::SubXactEvent::Type, subxact: pg_sys::SubTransactionId) {
+    SUBXACT_DEPTHS.with(|stack| {
+        let mut stack = stack.borrow_mut();
+        match event {
+            pg_sys::SubXactEvent::SUBXACT_EVENT_START_SUB => stack.push((subxact, DEPTH.get())),
+            pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB | pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
+                if let Some(at) = stack.iter().rposition(|&(id, _)| id == subxact) {
+                    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+                        DEPTH.set(stack[at].1);
+                    }
+                    stack.truncate(at);
+                }
+            }
+            _ => {}
+        }
+    });
 }
 
 /// Whether the current role may write counter and limit columns: superusers and roles with

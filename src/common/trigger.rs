@@ -376,6 +376,72 @@ impl TriggerCall {
     }
 }
 
+/// Which transition table of a statement-level trigger (`REFERENCING OLD/NEW TABLE`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Transition {
+    Old,
+    New,
+}
+
+/// The one row of a one-row transition table, read natively (no SPI, no statement).
+pub struct TransitionRow {
+    slot: *mut pg_sys::TupleTableSlot,
+}
+
+impl TransitionRow {
+    pub fn get(&self, col: Column) -> Option<pg_sys::Datum> {
+        let mut isnull = false;
+        // SAFETY: the slot holds a tuple of the trigger's relation; attnum is within it.
+        let datum = unsafe { pg_sys::slot_getattr(self.slot, col.attnum as i32, &mut isnull) };
+        (!isnull).then_some(datum)
+    }
+}
+
+impl Drop for TransitionRow {
+    fn drop(&mut self) {
+        // SAFETY: made by MakeSingleTupleTableSlot in only_transition_row.
+        unsafe { pg_sys::ExecDropSingleTupleTableSlot(self.slot) }
+    }
+}
+
+impl TriggerCall {
+    fn transition_table(&self, which: Transition) -> *mut pg_sys::Tuplestorestate {
+        match which {
+            Transition::Old => self.data().tg_oldtable,
+            Transition::New => self.data().tg_newtable,
+        }
+    }
+
+    /// The row of transition table `which` when it holds exactly one: the one-row statement,
+    /// which rules serve with a kept statement by primary key instead of a set-based one.
+    pub fn only_transition_row(&self, which: Transition) -> Option<TransitionRow> {
+        let store = self.transition_table(which);
+        if store.is_null() {
+            return None;
+        }
+        // SAFETY: the tuplestore belongs to this trigger event and holds tuples of the trigger's
+        // relation; it is rewound before and after, so other readers find it as it was.
+        unsafe {
+            if pg_sys::tuplestore_tuple_count(store) != 1 {
+                return None;
+            }
+            let slot = pg_sys::MakeSingleTupleTableSlot(self.tupdesc(), &pg_sys::TTSOpsMinimalTuple);
+            let row = TransitionRow { slot };
+            pg_sys::tuplestore_rescan(store);
+            let found = pg_sys::tuplestore_gettupleslot(store, true, false, slot);
+            pg_sys::tuplestore_rescan(store);
+            found.then_some(row)
+        }
+    }
+
+    /// Rows in transition table `which` (0 when the trigger has none).
+    pub fn transition_len(&self, which: Transition) -> i64 {
+        let store = self.transition_table(which);
+        // SAFETY: as above.
+        if store.is_null() { 0 } else { unsafe { pg_sys::tuplestore_tuple_count(store) } }
+    }
+}
+
 /// The return value of a statement-level trigger.
 pub fn statement_done() -> pg_sys::Datum {
     pg_sys::Datum::from(0usize)

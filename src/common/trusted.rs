@@ -6,7 +6,11 @@
 //!
 //! * internal triggers (foreign keys) are trusted: PostgreSQL's own code;
 //! * otherwise the trigger must have no `WHEN` condition (which could call anyone's function)
-//!   and its function must be one of the extension's own, or be owned by a superuser.
+//!   and its function must be one of the extension's own, or be owned by a superuser AND pin
+//!   its `search_path` to nothing but `pg_catalog` / `pg_temp` (`SET search_path = ''`). A
+//!   foreign-key cascade (a user deleting their own session) fires the BEFORE triggers of the
+//!   child table as the table owner but under the caller's `search_path`, so a superuser's
+//!   function that leaves one name unqualified (`now()`) would run the caller's look-alike.
 //!
 //! The verdict is kept per backend and dropped by every invalidation that can change it: the
 //! relcache invalidation that `CREATE TRIGGER`, `ALTER TABLE` or `DROP TRIGGER` on those tables
@@ -113,14 +117,19 @@ fn verify_table(relid: pg_sys::Oid) {
             let why = if has_when {
                 format!("Trigger \"{trigger}\" has a WHEN condition; it calls {function}.")
             } else {
-                format!("Trigger \"{trigger}\" calls {function}, which is neither pg_assistant's nor owned by a superuser.")
+                format!(
+                    "Trigger \"{trigger}\" calls {function}, which is neither pg_assistant's nor a superuser's with a pinned search_path."
+                )
             };
             PgaError::new(
                 INSUFFICIENT_PRIVILEGE,
                 format!("pg_assistant will not act as the extension owner: table {table} has trigger \"{trigger}\" that it does not trust"),
             )
             .detail(format!("{why} pg_assistant's own statements run with the owner's privileges, and so would the trigger."))
-            .hint(format!("Drop it (DROP TRIGGER {} ON {table}); only superusers may add triggers to pg_assistant's tables.", quote(&trigger)))
+            .hint(format!(
+                "Drop it (DROP TRIGGER {} ON {table}), or have a superuser own its function and pin it: ALTER FUNCTION ... SET search_path = ''.",
+                quote(&trigger)
+            ))
             .raise();
         }
     }
@@ -141,8 +150,39 @@ fn trusted_function(function: pg_sys::Oid) -> bool {
         if pg_sys::getExtensionOfObject(pg_sys::ProcedureRelationId, function) == schema::extension_oid() {
             return true;
         }
-        function_owner(function).is_some_and(|owner| pg_sys::superuser_arg(owner))
     }
+    function_owner(function).is_some_and(|owner| unsafe { pg_sys::superuser_arg(owner) }) && pins_search_path(function)
+}
+
+/// Whether the function's own settings (`proconfig`) pin `search_path` to nothing a
+/// non-superuser can create objects in: empty, `pg_catalog`, `pg_temp`.
+fn pins_search_path(function: pg_sys::Oid) -> bool {
+    // SAFETY: a syscache lookup, released before returning; proconfig is a text[].
+    let config: Vec<String> = unsafe {
+        let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::PROCOID as i32, pg_sys::Datum::from(function));
+        if tuple.is_null() {
+            return false;
+        }
+        let mut isnull = false;
+        let datum = pg_sys::SysCacheGetAttr(
+            pg_sys::SysCacheIdentifier::PROCOID as i32,
+            tuple,
+            pg_sys::Anum_pg_proc_proconfig as pg_sys::AttrNumber,
+            &mut isnull,
+        );
+        let config = if isnull {
+            Vec::new()
+        } else {
+            <Vec<String> as pgrx::FromDatum>::from_polymorphic_datum(datum, false, pg_sys::TEXTARRAYOID).unwrap_or_default()
+        };
+        pg_sys::ReleaseSysCache(tuple);
+        config
+    };
+    config.iter().filter_map(|setting| setting.strip_prefix("search_path=")).any(|path| {
+        path.split(',')
+            .map(|schema| schema.trim().trim_matches('"'))
+            .all(|schema| matches!(schema, "" | "pg_catalog" | "pg_temp"))
+    })
 }
 
 fn function_owner(function: pg_sys::Oid) -> Option<pg_sys::Oid> {
