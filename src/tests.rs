@@ -418,10 +418,11 @@ mod tests {
     fn owner_context_accepts_a_superusers_trigger() {
         chat_fixture(1, 1);
         Spi::run(
-            // Fired from the extension's statements it runs with search_path pg_catalog, pg_temp:
-            // a trigger function names its tables with their schema (or sets its search_path).
+            // Trusted only with its search_path pinned: a cascade would otherwise run it as the
+            // owner under the caller's search_path.
             "CREATE TABLE public.audit_log (at timestamptz);
-             CREATE FUNCTION audit() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN INSERT INTO public.audit_log VALUES (now()); RETURN NEW; END';
+             CREATE FUNCTION audit() RETURNS trigger LANGUAGE plpgsql SET search_path = ''
+                 AS 'BEGIN INSERT INTO public.audit_log VALUES (pg_catalog.now()); RETURN NEW; END';
              CREATE TRIGGER audit BEFORE UPDATE ON profiles FOR EACH ROW EXECUTE FUNCTION audit();
              UPDATE sessions SET is_completed = true;",
         )
@@ -451,5 +452,41 @@ mod tests {
         let session = "00000000-0000-4000-8000-000000000001";
         Spi::run(&format!("INSERT INTO messages (session_id, role, chat_type, content) VALUES ('{session}', 'user', 'main', 'x')")).unwrap();
         assert_eq!(one::<i32>("SELECT message_count_main FROM sessions"), Some(1));
+    }
+
+    #[pg_test(error = "pg_assistant will not act as the extension owner: table public.messages has trigger \"audit\" that it does not trust")]
+    fn ddl_guard_refuses_a_superusers_trigger_without_a_pinned_search_path() {
+        Spi::run(
+            "CREATE FUNCTION audit() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN OLD; END';
+             CREATE TRIGGER audit BEFORE DELETE ON messages FOR EACH ROW EXECUTE FUNCTION audit();",
+        )
+        .unwrap();
+    }
+
+    #[pg_test]
+    fn an_error_caught_inside_the_owner_context_leaves_it_sound() {
+        chat_fixture(1, 2);
+        // A trusted trigger that catches an error: its subtransaction aborts inside the owner context.
+        Spi::run(
+            "CREATE FUNCTION public.shrug() RETURNS trigger LANGUAGE plpgsql SET search_path = ''
+                 AS 'BEGIN BEGIN PERFORM 1/0; EXCEPTION WHEN others THEN NULL; END; RETURN NEW; END';
+             CREATE TRIGGER shrug AFTER UPDATE ON profiles FOR EACH ROW EXECUTE FUNCTION public.shrug();
+             UPDATE sessions SET is_completed = true WHERE id = '00000000-0000-4000-8000-000000000001';
+             UPDATE sessions SET is_completed = true WHERE id = '00000000-0000-4000-8000-000000000002';",
+        )
+        .unwrap();
+        assert_eq!(one::<i32>("SELECT total_completed_sessions FROM profiles"), Some(2));
+    }
+
+    #[pg_test]
+    fn a_profile_id_rename_keeps_its_counts() {
+        chat_fixture(1, 2);
+        Spi::run(
+            "UPDATE sessions SET is_completed = true;
+             UPDATE profiles SET id = '20000000-0000-4000-8000-000000000001';",
+        )
+        .unwrap();
+        assert_eq!(one::<i32>("SELECT total_completed_sessions FROM profiles"), Some(2));
+        assert_eq!(one::<i64>("SELECT count(*) FROM verify_counts()"), Some(0));
     }
 }

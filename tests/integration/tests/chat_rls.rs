@@ -201,7 +201,14 @@ fn create_profile_only_for_oneself() {
     let err = tx.execute("INSERT INTO profiles (id, email) VALUES ($1, 'carol@example.com')", &[&carol]).unwrap_err();
     assert_eq!(sqlstate(&err), "42501");
     tx.rollback().unwrap();
+    // Only with the address her token vouches for (without an email claim: refused).
     let mut tx = as_user(&mut c, carol, "authenticated");
+    let err = tx.execute("SELECT create_profile($1, 'carol@example.com')", &[&carol]).unwrap_err();
+    assert_eq!(sqlstate(&err), "42501");
+    tx.rollback().unwrap();
+    let mut tx = c.transaction().unwrap();
+    let claims = serde_json::json!({ "sub": carol.to_string(), "role": "authenticated", "email": "carol@example.com" }).to_string();
+    tx.execute("SELECT set_config('request.jwt.claims', $1, true)", &[&claims]).unwrap();
     let row = tx.query_one("SELECT id, email::text FROM create_profile($1, 'carol@example.com', 'Carol')", &[&carol]).unwrap();
     assert_eq!(row.get::<_, Uuid>(0), carol);
     assert_eq!(row.get::<_, String>(1), "carol@example.com");
