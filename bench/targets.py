@@ -33,6 +33,20 @@ def evaluate(results):
         check("message batch: native ≥ 10× faster than PL/pgSQL", p / n >= 10, f"{p / n:.1f}× faster ({n:.0f} ms vs {p:.0f} ms)")
     if n and z:
         check("message batch: native within 3× of no triggers", n / z <= 3, f"{n / z:.2f}× ({n:.0f} ms vs {z:.0f} ms)")
+    for rule, label in [("msg_insert", "message insert"), ("msg_delete", "message delete"),
+                        ("session_insert", "session insert"), ("session_completion", "session completion"),
+                        ("profile_update", "profile update")]:
+        for clients in (1, 4):
+            n = _median(results, "single_row", f"{rule}_c{clients}_cost_us", "native")
+            p = _median(results, "single_row", f"{rule}_c{clients}_cost_us", "plpgsql")
+            if n is not None and p:
+                check(f"one-row {label}, {clients} client{'s' if clients > 1 else ''}: native rule cost ≤ ¼ of PL/pgSQL's",
+                      n <= 0.25 * p, f"{n:.1f} µs vs {p:.1f} µs ({n / p:.2f}×)")
+    n = _median(results, "single_row", "msg_insert_c1_ms", "native")
+    z = _median(results, "single_row", "msg_insert_c1_ms", "none")
+    if n and z:
+        check("one-row message insert, 1 client: native within 1.3× of no rules", n / z <= 1.3,
+              f"{n / z:.2f}× ({n:.3f} ms vs {z:.3f} ms)")
     f, s = _median(results, "weekly_reset", "first_ms", "native"), _median(results, "weekly_reset", "second_ms", "native")
     if f and s is not None:
         check("second weekly reset < 5% of the first", s < 0.05 * f, f"{s:.2f} ms vs {f:.0f} ms ({100 * s / f:.2f}%)")

@@ -124,3 +124,33 @@ CREATE TRIGGER on_message_created AFTER INSERT ON bench_plpgsql.messages
   FOR EACH ROW EXECUTE FUNCTION bench_plpgsql.increment_message_count();
 CREATE TRIGGER messages_immutable BEFORE UPDATE ON bench_plpgsql.messages
   FOR EACH ROW EXECUTE FUNCTION bench_plpgsql.prevent_message_updates();
+
+-- Not in the source documents, which leave the weekly limit to the application: the same rule
+-- as the extension's (sessions started this week, never handed back), written the way the
+-- documents write their triggers, so that one-row session inserts compare like for like.
+CREATE OR REPLACE FUNCTION bench_plpgsql.enforce_weekly_session_limit()
+RETURNS TRIGGER AS $$
+DECLARE
+  p record;
+BEGIN
+  SELECT weekly_started_sessions, weekly_session_limit, week_reset_date INTO p
+    FROM bench_plpgsql.profiles WHERE id = NEW.user_id FOR UPDATE;
+  IF NOT FOUND THEN
+    RETURN NEW;
+  END IF;
+  IF p.week_reset_date <= NOW() THEN
+    UPDATE bench_plpgsql.profiles
+       SET weekly_started_sessions = 1, weekly_completed_sessions = 0,
+           week_reset_date = date_trunc('week', NOW() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' + INTERVAL '1 week'
+     WHERE id = NEW.user_id;
+  ELSIF p.weekly_session_limit IS NOT NULL AND p.weekly_started_sessions >= p.weekly_session_limit THEN
+    RAISE EXCEPTION 'weekly session limit reached';
+  ELSE
+    UPDATE bench_plpgsql.profiles SET weekly_started_sessions = weekly_started_sessions + 1 WHERE id = NEW.user_id;
+  END IF;
+  RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER enforce_weekly_session_limit BEFORE INSERT ON bench_plpgsql.sessions
+  FOR EACH ROW EXECUTE FUNCTION bench_plpgsql.enforce_weekly_session_limit();
