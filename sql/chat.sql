@@ -122,6 +122,17 @@ CREATE FUNCTION @extschema@.logs_before_insert() RETURNS trigger
 CREATE TRIGGER logs_before_insert BEFORE INSERT ON @extschema@.logs
     FOR EACH ROW EXECUTE FUNCTION @extschema@.logs_before_insert();
 
+-- Deletes that cascade (tenants -> profiles -> sessions -> messages, logs) run the children's
+-- triggers as the table owner: check that they are all trusted before the first row goes.
+CREATE FUNCTION @extschema@.guard_cascades() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'pga_guard_cascades';
+CREATE TRIGGER tenants_guard_cascades BEFORE DELETE ON @extschema@.tenants
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.guard_cascades();
+CREATE TRIGGER profiles_guard_cascades BEFORE DELETE ON @extschema@.profiles
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.guard_cascades();
+CREATE TRIGGER sessions_guard_cascades BEFORE DELETE ON @extschema@.sessions
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.guard_cascades();
+
 -- Row-level security: a user reads and writes only their own rows.
 ALTER TABLE @extschema@.scenarios ENABLE ROW LEVEL SECURITY;
 ALTER TABLE @extschema@.sessions ENABLE ROW LEVEL SECURITY;
@@ -169,3 +180,4 @@ REVOKE EXECUTE ON FUNCTION @extschema@.sessions_count_completions() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.messages_before_insert() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.messages_count() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.logs_before_insert() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.guard_cascades() FROM PUBLIC;

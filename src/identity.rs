@@ -138,11 +138,13 @@ static INSERT_PROFILE: Stmt = Stmt::new(
 
 /// A verified owner of the address takes it back: when another profile holds it, that profile
 /// is given a placeholder address (RFC 2606's reserved `.invalid`) instead of the new one being
-/// inserted, and its id comes back. The unique index on `email` decides (citext, so any case).
+/// inserted, and its id comes back; when the caller's own profile holds it, nothing happens and
+/// nothing comes back. The unique index on `email` decides (citext, so any case).
 static INSERT_PROFILE_VERIFIED: Stmt = Stmt::new(
     "INSERT INTO @extschema@.profiles AS p (id, email, display_name, week_reset_date)
      VALUES ($1, $2, $3, $4)
      ON CONFLICT (email) DO UPDATE SET email = pg_catalog.concat(p.id, '@email-taken-over.invalid')
+                         WHERE p.id <> EXCLUDED.id
      RETURNING id",
     &[
         PgOid::BuiltIn(PgBuiltInOids::UUIDOID),
@@ -186,13 +188,15 @@ fn insert_profile(user_id: pgrx::Uuid, email: Option<&str>, display_name: Option
         if vouched == Email::AsGiven {
             return plans::with(&INSERT_PROFILE, &args, first_id);
         }
-        let id = plans::with(&INSERT_PROFILE_VERIFIED, &args, first_id);
-        match id {
+        match plans::with(&INSERT_PROFILE_VERIFIED, &args, first_id) {
             Some(holder) if holder != user_id => {
                 plans::exec(&LOG_EMAIL_TAKEN_OVER, &[holder.into(), user_id.into()]);
                 plans::with(&INSERT_PROFILE, &args, first_id)
             }
-            other => other,
+            Some(inserted) => Some(inserted),
+            // The address is the caller's own already: their profile exists, which the plain
+            // insert reports (23505) as for any second creation.
+            None => plans::with(&INSERT_PROFILE, &args, first_id),
         }
     })
     .unwrap_or(user_id)

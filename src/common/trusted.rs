@@ -225,3 +225,22 @@ unsafe fn qualified_name(rel: pg_sys::Relation) -> String {
 fn quote(s: &str) -> String {
     super::trigger::quote_ident(s)
 }
+
+// ---- before a cascade ---------------------------------------------------------------------------
+
+const BEFORE_DELETE_STATEMENT: super::trigger::Usage = super::trigger::Usage {
+    timing: super::trigger::Timing::Before,
+    level: super::trigger::Level::Statement,
+    events: &[super::trigger::Event::Delete],
+};
+
+super::trigger::native_trigger!(pga_guard_cascades, pg_finfo_pga_guard_cascades, "guard_cascades", guard_cascades);
+
+/// BEFORE DELETE FOR EACH STATEMENT on the tables whose deletes cascade (tenants, profiles,
+/// sessions): a cascade runs the child tables' BEFORE triggers as the table owner, outside any
+/// owner-context check, so the check runs here, before the first row goes.
+fn guard_cascades(call: &super::trigger::TriggerCall) -> pg_sys::Datum {
+    call.require(&BEFORE_DELETE_STATEMENT, None);
+    require_trusted_triggers();
+    super::trigger::statement_done()
+}

@@ -12,6 +12,12 @@
 //! functions. The jobs keep the EXECUTE the default privileges gave (that grant is not the gate):
 //! each refuses such roles natively with `42501`, whatever JWT claims they carry, and changes
 //! nothing; a `LOGIN BYPASSRLS` role runs all of them.
+//!
+//! REFERENCES granted on a single column (`GRANT REFERENCES (id) ON sessions`, or `GRANT ALL
+//! (id)`) pins the extension's rows just as well as the table-level privilege: a foreign key of
+//! the attacker's (`ON DELETE RESTRICT`) would block users' deletions and the retention job. It
+//! is revoked the same way, by the GRANT guard at once, or by `_harden_privileges()` when the
+//! guard was off.
 
 use pg_assistant_integration::postgres::Client;
 use pg_assistant_integration::{assert_server_alive, connect, ensure_ordinary_role, message, sqlstate, with_claims, TestDb};
@@ -286,4 +292,78 @@ fn internal_functions_are_executable_by_no_ordinary_role() {
         assert_eq!(sqlstate(&err), "42501", "{role}: {err}");
         assert_server_alive();
     }
+}
+
+const PINNER: &str = "pga_atk_dp_pinner";
+const PIN: &str = "CREATE TABLE app.pin (session_id uuid REFERENCES public.sessions (id))";
+
+fn has_column_references(su: &mut Client, role: &str, table: &str) -> bool {
+    su.query_one("SELECT has_column_privilege($1, $2, 'id', 'REFERENCES')", &[&role, &table]).unwrap().get(0)
+}
+
+/// The attacker's foreign key into the extension's table is refused for lack of REFERENCES.
+fn assert_pin_refused(c: &mut Client, why: &str) {
+    let err = c.batch_execute(PIN).expect_err(&format!("{why}: the attacker pinned public.sessions"));
+    assert_eq!(sqlstate(&err), "42501", "{why}: {err}");
+    assert_server_alive();
+}
+
+#[test]
+fn column_level_references_is_revoked_like_table_level() {
+    ensure_ordinary_role(PINNER);
+    let db = TestDb::new("atk_dp_column_references");
+    let mut su = db.superuser();
+    su.batch_execute(&format!(
+        "GRANT USAGE ON SCHEMA public TO {PINNER};
+         CREATE SCHEMA app AUTHORIZATION {PINNER};"
+    ))
+    .unwrap();
+    let mut c = db.connect_as(PINNER);
+    assert_pin_refused(&mut c, "no grant");
+
+    for grant in [
+        format!("GRANT REFERENCES (id) ON public.sessions TO {PINNER}"),
+        format!("GRANT ALL (id) ON public.sessions TO {PINNER}"),
+        "GRANT REFERENCES (id) ON public.sessions TO PUBLIC".to_owned(),
+    ] {
+        su.batch_execute(&grant).unwrap();
+        assert!(!has_column_references(&mut su, PINNER, "public.sessions"), "{grant}: the guard left REFERENCES (id)");
+        assert_pin_refused(&mut c, &grant);
+    }
+    // The guard revoked REFERENCES only: the other column privileges of GRANT ALL (id) stay.
+    let select: bool =
+        su.query_one("SELECT has_column_privilege($1, 'public.sessions', 'id', 'SELECT')", &[&PINNER]).unwrap().get(0);
+    assert!(select, "GRANT ALL (id) should have left SELECT (id)");
+    let left: i64 = su
+        .query_one(
+            "SELECT count(*) FROM pg_attribute att, aclexplode(att.attacl) a
+              WHERE att.attrelid = ANY (ARRAY['public.tenants', 'public.profiles', 'public.scenarios', 'public.sessions',
+                                              'public.messages', 'public.logs']::regclass[])
+                AND a.privilege_type = 'REFERENCES'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "column-level REFERENCES left in the ACLs");
+
+    // With the guard off, the grant sticks (and the pin works) until _harden_privileges().
+    su.batch_execute(&format!(
+        "ALTER EVENT TRIGGER pg_assistant_guard_ddl DISABLE;
+         GRANT REFERENCES (id) ON public.sessions, public.profiles TO {PINNER};
+         ALTER EVENT TRIGGER pg_assistant_guard_ddl ENABLE;"
+    ))
+    .unwrap();
+    assert!(has_column_references(&mut su, PINNER, "public.sessions"), "setup: the grant should have stuck");
+    let mut tx = c.transaction().unwrap();
+    tx.batch_execute(PIN).expect("setup: with REFERENCES (id) the attacker can pin the extension's rows");
+    tx.rollback().unwrap();
+
+    let revoked: i32 = su.query_one("SELECT _harden_privileges()", &[]).unwrap().get(0);
+    assert!(revoked >= 2, "{revoked}");
+    for table in ["public.sessions", "public.profiles"] {
+        assert!(!has_column_references(&mut su, PINNER, table), "_harden_privileges left REFERENCES (id) on {table}");
+    }
+    assert_pin_refused(&mut c, "after _harden_privileges");
+    let pins: i64 = su.query_one("SELECT count(*) FROM pg_class WHERE relname = 'pin'", &[]).unwrap().get(0);
+    assert_eq!(pins, 0);
 }

@@ -16,7 +16,10 @@
 //! the look-alikes get nothing. The same holds with the extension in a non-default schema.
 
 use pg_assistant_integration::postgres::Client;
-use pg_assistant_integration::{as_user, assert_server_alive, connect, ensure_login_role, is_superuser, message, sqlstate, TestDb};
+use pg_assistant_integration::{
+    as_user, assert_server_alive, ensure_ordinary_role, is_superuser, message, sqlstate, with_claims, TestDb,
+};
+use serde_json::json;
 use uuid::Uuid;
 
 /// Columns of the look-alikes: every column of the real tables the extension's statements
@@ -58,8 +61,7 @@ struct Stage {
 
 /// A login role without SUPERUSER or BYPASSRLS; reset in case an earlier run's attack succeeded.
 fn attacker(role: &str) {
-    ensure_login_role(role);
-    connect("postgres", "postgres").batch_execute(&format!("ALTER ROLE {role} NOSUPERUSER NOBYPASSRLS")).unwrap();
+    ensure_ordinary_role(role);
 }
 
 fn stage(test: &str, role: &str, install: Install) -> Stage {
@@ -268,9 +270,16 @@ fn real_message_count(s: &Stage, session: Uuid) -> (i32, i64) {
     (row.get(0), row.get(1))
 }
 
+/// Claims of a signed-in user whose token vouches for `email` (what an ordinary caller of
+/// `create_profile` needs).
+fn verified(user: Uuid, email: &str) -> serde_json::Value {
+    json!({ "sub": user.to_string(), "email": email, "role": "authenticated" })
+}
+
 /// First call: the profile creation. `_create_profile` is what an attacker calls (everyone may
 /// execute it, and unlike the `create_profile` wrapper it keeps the caller's search_path); the
-/// wrapper is tried too, in another fresh backend.
+/// wrapper is tried too, in another fresh backend. The token carries the address's `email`
+/// claim, without which an ordinary caller creates no profile at all.
 fn first_call_creates_profile(s: &Stage) {
     let ext = s.ext;
     for (n, sql) in [
@@ -280,7 +289,7 @@ fn first_call_creates_profile(s: &Stage) {
         let newcomer = Uuid::new_v4();
         let email = format!("newcomer{n}@example.com");
         let mut c = hostile_backend(s);
-        let mut tx = as_user(&mut c, newcomer);
+        let mut tx = with_claims(&mut c, verified(newcomer, &email));
         let id: Uuid = tx.query_one(&sql, &[&newcomer, &email]).unwrap().get(0);
         tx.commit().unwrap();
         assert_eq!(id, newcomer);
@@ -381,17 +390,18 @@ fn a_failing_first_call_leaves_the_backend_sound() {
         .get(0);
     assert_eq!(done, 0);
 
-    // First call failing inside the owner context itself: a profile with an address taken.
-    let newcomer = Uuid::new_v4();
+    // First call failing inside the owner context itself: the attacker's profile exists already
+    // (the insert as the owner fails on the primary key).
     let mut c = hostile_backend(&s);
-    let mut tx = as_user(&mut c, newcomer);
-    let err = tx.query_one("SELECT public._create_profile($1, 'attacker@example.com', NULL)", &[&newcomer]).unwrap_err();
+    let mut tx = with_claims(&mut c, verified(s.user, "second@example.com"));
+    let err = tx.query_one("SELECT public._create_profile($1, 'second@example.com', NULL)", &[&s.user]).unwrap_err();
     assert_eq!(sqlstate(&err), "23505", "{err}");
     tx.rollback().unwrap();
     assert_server_alive();
     let row = c.query_one("SELECT current_user::text, pg_catalog.current_setting('search_path')", &[]).unwrap();
     assert_eq!((row.get::<_, String>(0), row.get::<_, String>(1)), (s.role.clone(), s.search_path.to_owned()));
-    let mut tx = as_user(&mut c, newcomer);
+    let newcomer = Uuid::new_v4();
+    let mut tx = with_claims(&mut c, verified(newcomer, "second.try@example.com"));
     tx.query_one("SELECT public._create_profile($1, 'second.try@example.com', NULL)", &[&newcomer]).unwrap();
     tx.commit().unwrap();
     assert_no_takeover(&s, &mut c);
