@@ -11,6 +11,7 @@ mod chat;
 mod common;
 mod generic;
 mod identity;
+mod lifecycle;
 mod privileges;
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -41,6 +42,7 @@ extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     common::time::register_gucs();
+    lifecycle::register_gucs();
     common::trusted::register_invalidation_callback();
     // SAFETY: registering static callbacks once per backend.
     unsafe {

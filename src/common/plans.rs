@@ -32,6 +32,12 @@ thread_local! {
     static PLANS: RefCell<HashMap<usize, &'static OwnedPreparedStatement>> = RefCell::new(HashMap::new());
 }
 
+/// Forget every kept plan (the extension was re-created: they name its old tables). The plans
+/// themselves stay allocated; they are few, and this happens once per re-creation.
+pub fn forget_all() {
+    PLANS.with(|p| p.borrow_mut().clear());
+}
+
 fn kept(client: &SpiClient<'_>, stmt: &'static Stmt) -> &'static OwnedPreparedStatement {
     // Plans are parsed, and re-parsed by the plan cache, under the current search_path: only
     // the owner context's fixed `pg_catalog, pg_temp` makes them immune to the caller's.

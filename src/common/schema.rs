@@ -1,4 +1,5 @@
-//! The extension's own schema and owner, resolved once per backend from the catalog.
+//! The extension's own schema and owner, resolved from the catalog once per backend (and again
+//! after invalidations that may mean it was dropped and re-created).
 //!
 //! The lookup is native: `pg_extension` is read by the extension's OID through its index, the
 //! schema name comes from the namespace OID. No SQL is parsed, so nothing the caller controls
@@ -9,7 +10,7 @@
 //! caller's `search_path` (DESIGN.md section 1). SQL templates write `@extschema@` exactly as
 //! the install scripts do; [`qualify`] substitutes the quoted schema name.
 
-use std::cell::OnceCell;
+use std::cell::RefCell;
 use std::ffi::CStr;
 
 use pgrx::pg_sys;
@@ -28,11 +29,29 @@ struct Extension {
 }
 
 thread_local! {
-    static EXTENSION: OnceCell<Extension> = const { OnceCell::new() };
+    // With the invalidation generation it was read at (common::trusted): dropping the
+    // extension drops its tables, whose invalidations make the next use read it again, so a
+    // backend that sees it re-created (in another schema, say) follows.
+    static EXTENSION: RefCell<Option<(Extension, u64)>> = const { RefCell::new(None) };
 }
 
 fn with_extension<R>(f: impl FnOnce(&Extension) -> R) -> R {
-    EXTENSION.with(|cell| f(cell.get_or_init(lookup)))
+    let generation = super::trusted::generation();
+    EXTENSION.with(|cell| {
+        if let Some((e, seen)) = &*cell.borrow() {
+            if *seen == generation {
+                return f(e);
+            }
+        }
+        let fresh = lookup();
+        let mut cell = cell.borrow_mut();
+        if cell.as_ref().is_some_and(|(old, _)| old.oid != fresh.oid) {
+            // Kept plans name the old schema's tables.
+            super::plans::forget_all();
+        }
+        let (e, _) = cell.insert((fresh, generation));
+        f(e)
+    })
 }
 
 /// The quoted name of the schema `pg_assistant` is installed in.

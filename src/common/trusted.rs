@@ -58,13 +58,21 @@ unsafe extern "C-unwind" fn on_syscache_invalidation(_arg: pg_sys::Datum, _cache
 
 // Runs inside invalidation processing: no catalog access, no allocation, no error.
 unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    // Before the first verification the tables are not known yet: every invalidation counts.
     let ours = relid == pg_sys::InvalidOid
         || TABLE_OIDS.with(|oids| {
-            oids.iter().map(Cell::get).take_while(|&o| o != pg_sys::InvalidOid).any(|o| o == relid)
+            oids[0].get() == pg_sys::InvalidOid
+                || oids.iter().map(Cell::get).take_while(|&o| o != pg_sys::InvalidOid).any(|o| o == relid)
         });
     if ours {
         INVALIDATIONS.set(INVALIDATIONS.get().wrapping_add(1));
     }
+}
+
+/// Changes whenever an invalidation may concern the extension's tables, functions or roles
+/// (the extension cache of `schema` revalidates itself on it too).
+pub fn generation() -> u64 {
+    INVALIDATIONS.get()
 }
 
 /// Raise `42501` unless every table of the extension carries only trusted triggers.
