@@ -3,6 +3,7 @@
 #   1. #[pg_test] unit tests       (cargo pgrx test, server run as postgres)
 #   2. pg_regress golden files     (tests/pg_regress, the `cargo pgrx regress` layout)
 #   3. client integration tests    (tests/integration: several connections, real roles)
+#   4. the package install test    (pg15 only: the .deb on Debian's own postgresql-15, as root)
 # Ends with one line per major: "pgNN: N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -58,6 +59,12 @@ for major in "${majors[@]}"; do
         pga_server_stop "$major" "$data"
     else
         tally install 1 "0 1"
+    fi
+
+    # 4. the .deb on Debian's own PostgreSQL (bookworm ships 15 only)
+    if [[ $major == pg15 ]]; then
+        bash scripts/test_package.sh >"$out/package.log" 2>&1; rc=$?
+        tally package $rc "$(awk '/^package: / { print $2, $4 }' "$out/package.log")"
     fi
     summary[$major]="$major: $passed passed, $failed failed"
     ((failed)) && failed_any=1
