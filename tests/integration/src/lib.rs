@@ -117,6 +117,34 @@ pub fn as_user<'a>(client: &'a mut Client, user: uuid::Uuid) -> postgres::Transa
     with_claims(client, serde_json::json!({ "sub": user.to_string(), "role": "authenticated" }))
 }
 
+/// Runs `sql` as `user` (claims of an `authenticated` user) in its own transaction; commits on
+/// success, rolls back on error.
+pub fn attempt(
+    c: &mut Client,
+    user: uuid::Uuid,
+    sql: &str,
+    params: &[&(dyn postgres::types::ToSql + Sync)],
+) -> Result<u64, postgres::Error> {
+    let mut tx = as_user(c, user);
+    match tx.execute(sql, params) {
+        Ok(n) => {
+            tx.commit()?;
+            Ok(n)
+        }
+        Err(e) => {
+            tx.rollback().ok();
+            Err(e)
+        }
+    }
+}
+
+/// [`attempt`] an attack that must fail; the server is still up afterwards.
+pub fn refused(c: &mut Client, user: uuid::Uuid, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]) -> postgres::Error {
+    let err = attempt(c, user, sql, params).err().unwrap_or_else(|| panic!("attack succeeded: {sql}"));
+    assert_server_alive();
+    err
+}
+
 /// Whether `role` is a superuser right now (what an escalation attack would change).
 pub fn is_superuser(role: &str) -> bool {
     let mut admin = connect("postgres", "postgres");

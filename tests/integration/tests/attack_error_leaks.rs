@@ -13,11 +13,8 @@
 //! unique index is consulted, whether the address exists or not. On the caller's own rows the
 //! ordinary rule errors keep their detail.
 
-use pg_assistant_integration::postgres::types::ToSql;
-use pg_assistant_integration::postgres::{Client, Error};
-use pg_assistant_integration::{
-    as_user, assert_server_alive, detail_and_hint, ensure_login_role, message, sqlstate, TestDb,
-};
+use pg_assistant_integration::postgres::Error;
+use pg_assistant_integration::{attempt, detail_and_hint, ensure_login_role, message, refused, sqlstate, TestDb};
 use uuid::Uuid;
 
 const ROLE: &str = "pga_atk_leak_app";
@@ -90,26 +87,6 @@ fn fixture(test: &str) -> Fixture {
     }
 }
 
-/// Runs `sql` as `user` in its own transaction; commits on success.
-fn attempt(c: &mut Client, user: Uuid, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, Error> {
-    let mut tx = as_user(c, user);
-    match tx.execute(sql, params) {
-        Ok(n) => {
-            tx.commit()?;
-            Ok(n)
-        }
-        Err(e) => {
-            tx.rollback().ok();
-            Err(e)
-        }
-    }
-}
-
-fn refused(c: &mut Client, user: Uuid, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Error {
-    let err = attempt(c, user, sql, params).err().unwrap_or_else(|| panic!("attack succeeded: {sql}"));
-    assert_server_alive();
-    err
-}
 
 /// PostgreSQL's own RLS error for `table`, and nothing else.
 fn assert_rls_error(err: &Error, table: &str, what: &str) {

@@ -13,10 +13,7 @@
 //! log inserts keep working and retention reaches the attacker's rows.
 
 use pg_assistant_integration::postgres::types::ToSql;
-use pg_assistant_integration::postgres::{Client, Error};
-use pg_assistant_integration::{
-    as_user, assert_server_alive, ensure_login_role, message, sqlstate, TestDb,
-};
+use pg_assistant_integration::{as_user, assert_server_alive, attempt, ensure_login_role, message, refused, sqlstate, TestDb};
 use uuid::Uuid;
 
 const ROLE: &str = "pga_atk_log_app";
@@ -68,26 +65,6 @@ fn fixture(test: &str) -> Fixture {
     Fixture { db, alice, bob, alice_session, bob_session }
 }
 
-/// Runs `sql` as `user` in its own transaction; commits on success.
-fn attempt(c: &mut Client, user: Uuid, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, Error> {
-    let mut tx = as_user(c, user);
-    match tx.execute(sql, params) {
-        Ok(n) => {
-            tx.commit()?;
-            Ok(n)
-        }
-        Err(e) => {
-            tx.rollback().ok();
-            Err(e)
-        }
-    }
-}
-
-fn refused(c: &mut Client, user: Uuid, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Error {
-    let err = attempt(c, user, sql, params).err().unwrap_or_else(|| panic!("attack succeeded: {sql}"));
-    assert_server_alive();
-    err
-}
 
 /// The sequence's last value, read as superuser.
 fn last_value(db: &TestDb) -> i64 {

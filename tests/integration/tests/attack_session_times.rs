@@ -13,9 +13,8 @@
 //! completed, and are not the user's to change (`42501`); a later change of `started_at` (by a
 //! superuser) does not recompute them.
 
-use pg_assistant_integration::postgres::types::ToSql;
 use pg_assistant_integration::postgres::{Client, Error};
-use pg_assistant_integration::{as_user, assert_server_alive, ensure_login_role, message, sqlstate, TestDb};
+use pg_assistant_integration::{as_user, assert_server_alive, attempt, ensure_login_role, message, refused, sqlstate, TestDb};
 use uuid::Uuid;
 
 const ROLE: &str = "pga_atk_time_app";
@@ -36,26 +35,6 @@ fn fixture(test: &str) -> (TestDb, Uuid) {
     (db, user)
 }
 
-/// Runs `sql` as `user` in its own transaction; commits on success.
-fn attempt(c: &mut Client, user: Uuid, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, Error> {
-    let mut tx = as_user(c, user);
-    match tx.execute(sql, params) {
-        Ok(n) => {
-            tx.commit()?;
-            Ok(n)
-        }
-        Err(e) => {
-            tx.rollback().ok();
-            Err(e)
-        }
-    }
-}
-
-fn refused(c: &mut Client, user: Uuid, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Error {
-    let err = attempt(c, user, sql, params).err().unwrap_or_else(|| panic!("attack succeeded: {sql}"));
-    assert_server_alive();
-    err
-}
 
 /// A session of `user`, inserted by the user themselves with the default start time.
 fn own_session(c: &mut Client, user: Uuid) -> Uuid {

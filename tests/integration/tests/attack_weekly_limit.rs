@@ -16,9 +16,8 @@
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use pg_assistant_integration::postgres::types::ToSql;
 use pg_assistant_integration::postgres::{Client, Error};
-use pg_assistant_integration::{as_user, assert_server_alive, connect, ensure_login_role, message, sqlstate, TestDb};
+use pg_assistant_integration::{as_user, assert_server_alive, attempt, connect, ensure_login_role, message, refused, sqlstate, TestDb};
 use uuid::Uuid;
 
 const ROLE: &str = "pga_atk_wl_app";
@@ -43,26 +42,6 @@ fn fixture(test: &str, limit: i32) -> (TestDb, Uuid) {
     (db, user)
 }
 
-/// Runs `sql` as `user` in its own transaction; commits on success.
-fn attempt(c: &mut Client, user: Uuid, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, Error> {
-    let mut tx = as_user(c, user);
-    match tx.execute(sql, params) {
-        Ok(n) => {
-            tx.commit()?;
-            Ok(n)
-        }
-        Err(e) => {
-            tx.rollback().ok();
-            Err(e)
-        }
-    }
-}
-
-fn refused(c: &mut Client, user: Uuid, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Error {
-    let err = attempt(c, user, sql, params).err().unwrap_or_else(|| panic!("attack succeeded: {sql}"));
-    assert_server_alive();
-    err
-}
 
 fn assert_limit_error(err: &Error, what: &str) {
     assert_eq!(sqlstate(err), "P0001", "{what}: {err:?}");
