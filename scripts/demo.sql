@@ -63,3 +63,7 @@ CREATE TRIGGER notes_updated_at BEFORE UPDATE ON notes FOR EACH ROW EXECUTE FUNC
 INSERT INTO notes VALUES (1, 'draft', NULL);
 UPDATE notes SET body = 'final';
 SELECT id, body, updated_at IS NOT NULL AS stamped FROM notes;
+
+\echo
+\echo '== 10. The application data is protected from a careless DROP'
+DROP EXTENSION pg_assistant CASCADE;
