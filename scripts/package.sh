@@ -26,6 +26,8 @@ for major in "${majors[@]}"; do
         || { tail -30 "$out/$major.log" >&2; exit 1; }
     lib=$(find "$stage" -name pg_assistant.so | head -1)
     extdir=$(dirname "$(find "$stage" -name pg_assistant.control | head -1)")
+    # The newest glibc symbol version the library needs, as dpkg-shlibdeps would put it.
+    glibc=$(objdump -T "$lib" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -1)
 
     # Debian's layout, whatever prefix the pg_config we built with has.
     name="postgresql-$num-pg-assistant"
@@ -42,7 +44,7 @@ Package: $name
 Version: $version-1
 Architecture: $arch
 Maintainer: pg_assistant developers <pg-assistant@localhost>
-Depends: postgresql-$num (>= $built_against), libc6
+Depends: postgresql-$num, libc6 (>= $glibc)
 Section: database
 Priority: optional
 Installed-Size: $(du -sk "$root/usr" | cut -f1)

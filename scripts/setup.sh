@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # --- OS packages -----------------------------------------------------------------------------
-packages=(clang libclang-dev sudo postgresql-15 postgresql-server-dev-15 postgresql-contrib)
+packages=(clang libclang-dev sudo binutils postgresql-15 postgresql-server-dev-15 postgresql-contrib)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
