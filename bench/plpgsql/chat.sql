@@ -154,3 +154,20 @@ $$ LANGUAGE plpgsql;
 
 CREATE TRIGGER enforce_weekly_session_limit BEFORE INSERT ON bench_plpgsql.sessions
   FOR EACH ROW EXECUTE FUNCTION bench_plpgsql.enforce_weekly_session_limit();
+
+-- Not in the source documents either (their count only goes up): the decrement on delete, so
+-- that one-row message deletes compare like for like with the native rule.
+CREATE OR REPLACE FUNCTION bench_plpgsql.decrement_message_count()
+RETURNS TRIGGER AS $$
+BEGIN
+  IF OLD.chat_type = 'main' THEN
+    UPDATE bench_plpgsql.sessions SET message_count_main = GREATEST(message_count_main - 1, 0) WHERE id = OLD.session_id;
+  ELSE
+    UPDATE bench_plpgsql.sessions SET message_count_helper = GREATEST(message_count_helper - 1, 0) WHERE id = OLD.session_id;
+  END IF;
+  RETURN OLD;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER on_message_deleted AFTER DELETE ON bench_plpgsql.messages
+  FOR EACH ROW EXECUTE FUNCTION bench_plpgsql.decrement_message_count();

@@ -110,6 +110,6 @@ WORKLOAD = Workload(
     alternatives=("none",),
     notes="pgbench -M prepared, the three variants of a rule in one run. `none` does by hand what the rule "
           "would (user_id, completion stamps, updated_at) on tables without triggers; the cost rows are each "
-          "variant's latency minus `none`'s in the same run. The PL/pgSQL session insert includes the weekly "
-          "limit written in the source documents' style (they leave it to the application).",
+          "variant's latency minus `none`'s in the same run. The PL/pgSQL reference includes the weekly limit "
+          "and the delete decrement, written in the source documents' style (they have neither).",
 )
