@@ -43,6 +43,14 @@ for major in "${majors[@]}"; do
 
     # 2 and 3 run against a server of our own with the regular (non-test) build installed.
     cargo pgrx install --pg-config "$pg_config" >"$out/install.log" 2>&1; rc=$?
+    # The frozen install scripts of released versions, for the release tests (releases.rs); one
+    # frozen for the version being built goes in as "<version>-frozen", beside the fresh one.
+    extdir="$("$pg_config" --sharedir)/extension"
+    version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
+    for frozen in sql/releases/pg_assistant--*.sql; do
+        v=${frozen##*--}; v=${v%.sql}
+        if [[ $v == "$version" ]]; then cp "$frozen" "$extdir/pg_assistant--$v-frozen.sql"; else cp "$frozen" "$extdir/"; fi
+    done
     data="$PGA_CACHE/run/$major-it"; port=$((5500 + num))
     if [[ $rc == 0 ]] && pga_server_start "$major" "$port" "$data" fsync=off synchronous_commit=off max_connections=200 >>"$out/install.log" 2>&1; then
         results="$PGA_CACHE/run/$major-regress"; rm -rf "$results"; mkdir -p "$results"
