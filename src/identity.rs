@@ -12,16 +12,8 @@ use crate::common::plans::{self, Stmt};
 use crate::common::trigger::{native_trigger, Event, Level, Timing, TriggerCall, Usage};
 
 fn setting(name: &CStr) -> Option<String> {
-    // SAFETY: GetConfigOption with missing_ok returns NULL or a pointer valid until the next
-    // change of the setting; we copy it at once.
-    unsafe {
-        let value = pg_sys::GetConfigOption(name.as_ptr(), true, false);
-        if value.is_null() {
-            return None;
-        }
-        let s = CStr::from_ptr(value).to_str().ok()?;
-        (!s.is_empty()).then(|| s.to_owned())
-    }
+    let value = std::str::from_utf8(raw_setting(name)).ok()?;
+    (!value.is_empty()).then(|| value.to_owned())
 }
 
 /// A claim as text: from the `request.jwt.claims` JSON object, else from `request.jwt.claim.<name>`.

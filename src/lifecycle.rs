@@ -102,43 +102,19 @@ fn tables_with_rows() -> Vec<String> {
         .collect()
 }
 
-#[unsafe(no_mangle)]
-#[doc(hidden)]
-pub extern "C" fn pg_finfo_pga_guard_drop() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+crate::common::trigger::native_event_trigger!(pga_guard_drop, pg_finfo_pga_guard_drop, "_guard_drop", guard_drop);
 
 /// `ddl_command_start` of `DROP EXTENSION`, `DROP SCHEMA` and `DROP OWNED`.
-#[unsafe(no_mangle)]
-#[doc(hidden)]
-pub unsafe extern "C-unwind" fn pga_guard_drop(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    pg_sys::submodules::panic::pgrx_extern_c_guard(move || {
-        // SAFETY: the context is checked to be EventTriggerData before use.
-        let drops = unsafe {
-            let context = (*fcinfo).context;
-            if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_EventTriggerData {
-                PgaError::new(
-                    crate::common::error::TRIGGER_PROTOCOL,
-                    "function _guard_drop() was not called by the event trigger manager",
-                )
-                .raise();
-            }
-            let data = context as *mut pg_sys::EventTriggerData;
-            drops_the_extension((*data).tag, (*data).parsetree)
-        };
-        if drops && !ALLOW_DROP_WITH_DATA.get() {
-            let full = tables_with_rows();
-            if !full.is_empty() {
-                PgaError::new(
-                    pgrx::PgSqlErrorCode::ERRCODE_OBJECT_IN_USE,
-                    "cannot drop extension pg_assistant while its tables hold data",
-                )
-                .detail(format!("Tables with rows: {}.", full.join(", ")))
-                .hint("Back the data up (pg_dump) and SET pg_assistant.allow_drop_with_data = on to drop it anyway, or delete the rows first.")
-                .raise();
-            }
-        }
-        pg_sys::Datum::from(0usize)
-    })
+fn guard_drop(tag: pg_sys::CommandTag::Type, parsetree: *mut pg_sys::Node) {
+    // SAFETY: tag and parse tree come from the same EventTriggerData.
+    if !unsafe { drops_the_extension(tag, parsetree) } || ALLOW_DROP_WITH_DATA.get() {
+        return;
+    }
+    let full = tables_with_rows();
+    if !full.is_empty() {
+        PgaError::new(pgrx::PgSqlErrorCode::ERRCODE_OBJECT_IN_USE, "cannot drop extension pg_assistant while its tables hold data")
+            .detail(format!("Tables with rows: {}.", full.join(", ")))
+            .hint("Back the data up (pg_dump) and SET pg_assistant.allow_drop_with_data = on to drop it anyway, or delete the rows first.")
+            .raise();
+    }
 }

@@ -105,40 +105,18 @@ fn revoke_forbidden() -> i32 {
 
 // ---- the DDL guard: an event trigger at the end of CREATE TRIGGER and GRANT -------------------
 
+crate::common::trigger::native_event_trigger!(pga_guard_ddl, pg_finfo_pga_guard_ddl, "_guard_ddl", guard_ddl);
+
 /// `ddl_command_end` for `CREATE TRIGGER` and `GRANT` anywhere in the database:
 /// * a new trigger on one of the extension's tables that it does not trust (see
 ///   `common::trusted`) is refused with `42501`, which rolls the CREATE TRIGGER back. Foreign-key
 ///   cascades run as the table owner outside any check of ours, so such a trigger must not exist;
 /// * after a GRANT (for example `GRANT ALL ON ALL TABLES IN SCHEMA public TO authenticated`),
 ///   what ordinary roles may never hold is revoked again.
-#[unsafe(no_mangle)]
-#[doc(hidden)]
-pub extern "C" fn pg_finfo_pga_guard_ddl() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
-
-#[unsafe(no_mangle)]
-#[doc(hidden)]
-pub unsafe extern "C-unwind" fn pga_guard_ddl(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    pg_sys::submodules::panic::pgrx_extern_c_guard(move || {
-        // SAFETY: fcinfo is the call info PostgreSQL passed; its context is checked before use.
-        let tag = unsafe {
-            let context = (*fcinfo).context;
-            if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_EventTriggerData {
-                PgaError::new(
-                    crate::common::error::TRIGGER_PROTOCOL,
-                    "function _guard_ddl() was not called by the event trigger manager",
-                )
-                .raise();
-            }
-            (*(context as *mut pg_sys::EventTriggerData)).tag
-        };
-        if tag == pg_sys::CommandTag::CMDTAG_CREATE_TRIGGER {
-            crate::common::trusted::require_trusted_triggers_now();
-        } else if tag == pg_sys::CommandTag::CMDTAG_GRANT {
-            revoke_forbidden();
-        }
-        pg_sys::Datum::from(0usize)
-    })
+fn guard_ddl(tag: pg_sys::CommandTag::Type, _parsetree: *mut pg_sys::Node) {
+    if tag == pg_sys::CommandTag::CMDTAG_CREATE_TRIGGER {
+        crate::common::trusted::require_trusted_triggers_now();
+    } else if tag == pg_sys::CommandTag::CMDTAG_GRANT {
+        revoke_forbidden();
+    }
 }

@@ -41,6 +41,52 @@ macro_rules! native_trigger {
 }
 pub(crate) use native_trigger;
 
+/// Declare an event trigger function callable from SQL as
+/// `CREATE FUNCTION name() RETURNS event_trigger LANGUAGE c AS 'MODULE_PATHNAME', 'symbol'`.
+///
+/// `native_event_trigger!(symbol, pg_finfo_symbol, "sql_name", body)` where
+/// `body: fn(pg_sys::CommandTag::Type, *mut pg_sys::Node)` gets the command's tag and parse tree.
+macro_rules! native_event_trigger {
+    ($symbol:ident, $finfo:ident, $sql_name:literal, $body:path) => {
+        #[unsafe(no_mangle)]
+        #[doc(hidden)]
+        pub extern "C" fn $finfo() -> &'static ::pgrx::pg_sys::Pg_finfo_record {
+            const V1: ::pgrx::pg_sys::Pg_finfo_record =
+                ::pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1
+        }
+
+        #[unsafe(no_mangle)]
+        #[doc(hidden)]
+        pub unsafe extern "C-unwind" fn $symbol(
+            fcinfo: ::pgrx::pg_sys::FunctionCallInfo,
+        ) -> ::pgrx::pg_sys::Datum {
+            ::pgrx::pg_sys::submodules::panic::pgrx_extern_c_guard(move || {
+                let (tag, parsetree) = $crate::common::trigger::event_trigger_data(fcinfo, $sql_name);
+                $body(tag, parsetree);
+                ::pgrx::pg_sys::Datum::from(0usize)
+            })
+        }
+    };
+}
+pub(crate) use native_event_trigger;
+
+/// The command tag and parse tree an event trigger was called for (`39P01` when it was not).
+///
+/// # Safety
+/// `fcinfo` must be the call info PostgreSQL passed to a C-language function.
+pub unsafe fn event_trigger_data(
+    fcinfo: pg_sys::FunctionCallInfo,
+    function: &str,
+) -> (pg_sys::CommandTag::Type, *mut pg_sys::Node) {
+    let context = (*fcinfo).context;
+    if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_EventTriggerData {
+        PgaError::new(TRIGGER_PROTOCOL, format!("function {function}() was not called by the event trigger manager")).raise();
+    }
+    let data = context as *mut pg_sys::EventTriggerData;
+    ((*data).tag, (*data).parsetree)
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Timing {
     Before,

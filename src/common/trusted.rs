@@ -159,18 +159,19 @@ fn trusted_function(function: pg_sys::Oid) -> bool {
             return true;
         }
     }
-    function_owner(function).is_some_and(|owner| unsafe { pg_sys::superuser_arg(owner) }) && pins_search_path(function)
+    function_facts(function).is_some_and(|(owner, pinned)| pinned && unsafe { pg_sys::superuser_arg(owner) })
 }
 
-/// Whether the function's own settings (`proconfig`) pin `search_path` to nothing a
-/// non-superuser can create objects in: empty, `pg_catalog`, `pg_temp`.
-fn pins_search_path(function: pg_sys::Oid) -> bool {
-    // SAFETY: a syscache lookup, released before returning; proconfig is a text[].
-    let config: Vec<String> = unsafe {
+/// The function's owner, and whether its own settings (`proconfig`) pin `search_path` to
+/// nothing a non-superuser can create objects in: empty, `pg_catalog`, `pg_temp`.
+fn function_facts(function: pg_sys::Oid) -> Option<(pg_sys::Oid, bool)> {
+    // SAFETY: one syscache lookup, released before returning; proconfig is a text[].
+    let (owner, config): (pg_sys::Oid, Vec<String>) = unsafe {
         let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::PROCOID as i32, pg_sys::Datum::from(function));
         if tuple.is_null() {
-            return false;
+            return None;
         }
+        let owner = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_proc>(tuple)).proowner;
         let mut isnull = false;
         let datum = pg_sys::SysCacheGetAttr(
             pg_sys::SysCacheIdentifier::PROCOID as i32,
@@ -184,34 +185,22 @@ fn pins_search_path(function: pg_sys::Oid) -> bool {
             <Vec<String> as pgrx::FromDatum>::from_polymorphic_datum(datum, false, pg_sys::TEXTARRAYOID).unwrap_or_default()
         };
         pg_sys::ReleaseSysCache(tuple);
-        config
+        (owner, config)
     };
-    config.iter().filter_map(|setting| setting.strip_prefix("search_path=")).any(|path| {
+    let pinned = config.iter().filter_map(|setting| setting.strip_prefix("search_path=")).any(|path| {
         path.split(',')
             .map(|schema| schema.trim().trim_matches('"'))
             .all(|schema| matches!(schema, "" | "pg_catalog" | "pg_temp"))
-    })
-}
-
-fn function_owner(function: pg_sys::Oid) -> Option<pg_sys::Oid> {
-    // SAFETY: a syscache lookup, released before returning.
-    unsafe {
-        let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::PROCOID as i32, pg_sys::Datum::from(function));
-        if tuple.is_null() {
-            return None;
-        }
-        let owner = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_proc>(tuple)).proowner;
-        pg_sys::ReleaseSysCache(tuple);
-        Some(owner)
-    }
+    });
+    Some((owner, pinned))
 }
 
 fn describe_function(function: pg_sys::Oid) -> String {
     // SAFETY: format_procedure and GetUserNameFromId return palloc'd strings.
     unsafe {
         let name = CStr::from_ptr(pg_sys::format_procedure(function)).to_string_lossy().into_owned();
-        match function_owner(function) {
-            Some(owner) => {
+        match function_facts(function) {
+            Some((owner, _)) => {
                 let role = pg_sys::GetUserNameFromId(owner, true);
                 let role = if role.is_null() { "?".into() } else { CStr::from_ptr(role).to_string_lossy().into_owned() };
                 format!("function {name} (owned by role \"{role}\")")
