@@ -65,5 +65,36 @@ UPDATE notes SET body = 'final';
 SELECT id, body, updated_at IS NOT NULL AS stamped FROM notes;
 
 \echo
-\echo '== 10. The application data is protected from a careless DROP'
+\echo '== 10. behavior: events arrive (out of order, in a batch), insights follow per statement'
+INSERT INTO behavior_events (customer_id, session_id, event_type, business_impact, tool_name, event_timestamp) VALUES
+    ('acme', 'web-1', 'tool_usage', 'high', 'Read', now() - interval '3 days'),
+    ('acme', 'web-1', 'export', 'critical', 'Export', now() - interval '3 days' + interval '4 minutes'),
+    ('acme', 'web-2', 'page_view', 'low', NULL, now() - interval '1 day');
+INSERT INTO behavior_events (customer_id, session_id, event_type, tool_name, event_timestamp)
+VALUES ('acme', 'web-1', 'tool_usage', 'Edit', now() - interval '3 days' - interval '2 minutes');  -- arrives late
+SELECT customer_id, total_events, events_by_type, high_impact_events, session_count, last_session_id,
+       days_since_last_activity FROM behavior_insights;
+SELECT session_id, event_count, tools_used, duration_seconds FROM behavior_sessions ORDER BY session_id;
+INSERT INTO behavior_events (customer_id, session_id, event_type, event_timestamp)
+SELECT 'customer-' || (i % 100), 'visit-' || (i % 1000), (ARRAY['page_view', 'tool_usage', 'export'])[1 + i % 3],
+       now() - (i % 500) * interval '1 minute'
+  FROM generate_series(1, 20000) i;
+SELECT count(*) AS customers, sum(total_events) AS events FROM behavior_insights;
+SELECT backfill_behavior_insights() AS rebuild_changes_nothing;
+
+\echo
+\echo '== 11. behavior: similarity search over 300 patterns of 1,536 dimensions (native SIMD scan)'
+INSERT INTO behavior_patterns (user_id, trigger, trigger_embedding, final_outcome, actions)
+SELECT '00000000-0000-4000-8000-00000000a1a1', 'workflow ' || p,
+       (SELECT array_agg(sin(p * 0.37 + d * (1 + p % 7) * 0.01)::real) FROM generate_series(1, 1536) d),
+       (ARRAY['success', 'partial', 'failed'])[1 + p % 3], '[{"tool": "Read", "duration_ms": 120}]'
+  FROM generate_series(1, 300) p;
+SELECT similarity_kernel() AS kernel;
+SELECT trigger, final_outcome, round(similarity::numeric, 4) AS similarity
+  FROM find_similar_patterns((SELECT array_agg(sin(42 * 0.37 + d * (1 + 42 % 7) * 0.01)::real) FROM generate_series(1, 1536) d), 0.5, 5);
+INSERT INTO behavior_patterns (user_id, trigger, final_outcome, actions)
+VALUES ('00000000-0000-4000-8000-00000000a1a1', 'bad', 'success', '[{"tool": "Read"}, {"tool": 42}]');
+
+\echo
+\echo '== 12. The application data is protected from a careless DROP'
 DROP EXTENSION pg_assistant CASCADE;

@@ -707,10 +707,16 @@ fn run_retention_job(job: &str, delete: &'static Stmt, older_than: Interval) -> 
     let now = time::now();
     let deleted = as_owner(|| {
         let n = plans::exec(delete, &[ts(now), older_than.into()]);
-        plans::exec(&JOB_LOG, &[job.into(), ts(started), (n as i64).into(), older_than.into()]);
+        log_job(job, started, n, Some(older_than));
         n
     });
     deleted as i32
+}
+
+/// Writes the one `logs` row of a job run (`event = 'job'`); inside [`as_owner`].
+pub(crate) fn log_job(job: &str, started: pg_sys::TimestampTz, rows_deleted: u64, older_than: Option<Interval>) {
+    let older_than = older_than.map(DatumWithOid::from).unwrap_or_else(|| DatumWithOid::null_oid(INTERVAL.value()));
+    plans::exec(&JOB_LOG, &[job.into(), ts(started), (rows_deleted as i64).into(), older_than]);
 }
 
 static DELETE_EXPIRED_SESSIONS: Stmt =

@@ -7,6 +7,7 @@ use pgrx::prelude::*;
 
 ::pgrx::pg_module_magic!(name, version);
 
+mod behavior;
 mod chat;
 mod common;
 mod generic;
@@ -34,6 +35,18 @@ extension_sql_file!(
         chat::delete_old_logs,
         chat::verify_counts,
         chat::repair_counts
+    ]
+);
+
+extension_sql_file!(
+    "../sql/behavior.sql",
+    name = "behavior",
+    requires = [
+        "chat",
+        behavior::insights::backfill_behavior_insights,
+        behavior::insights::refresh_activity_recency,
+        behavior::insights::cleanup_expired_behavior_events,
+        behavior::similarity::similar_patterns
     ]
 );
 

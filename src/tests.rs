@@ -489,4 +489,129 @@ mod tests {
         assert_eq!(one::<i32>("SELECT total_completed_sessions FROM profiles"), Some(2));
         assert_eq!(one::<i64>("SELECT count(*) FROM verify_counts()"), Some(0));
     }
+
+    // ---- behavior ------------------------------------------------------------------------------
+
+    #[pg_test]
+    fn event_batch_writes_each_summary_row_once() {
+        let (insights, sessions) = (updates_of("behavior_insights"), updates_of("behavior_sessions"));
+        Spi::run(
+            "INSERT INTO behavior_events (customer_id, session_id, event_type, business_impact, tool_name, event_timestamp)
+             SELECT 'c' || (i % 10), 's' || (i % 100), 't' || (i % 4), CASE WHEN i % 3 = 0 THEN 'high' ELSE 'low' END,
+                    'tool' || (i % 5), now() - (i % 50) * interval '1 minute'
+               FROM generate_series(1, 10000) i",
+        )
+        .unwrap();
+        // Fresh rows are inserted, never updated, by one statement.
+        assert_eq!(updates_of("behavior_insights") - insights, 0);
+        assert_eq!(updates_of("behavior_sessions") - sessions, 0);
+        assert_eq!(one::<i64>("SELECT sum(total_events)::bigint FROM behavior_insights"), Some(10000));
+        assert_eq!(one::<i64>("SELECT sum(session_count)::bigint FROM behavior_insights"), Some(100));
+        // A second batch into the same rows updates each once.
+        Spi::run(
+            "INSERT INTO behavior_events (customer_id, session_id, event_type)
+             SELECT 'c' || (i % 10), 's' || (i % 100), 'late' FROM generate_series(1, 5000) i",
+        )
+        .unwrap();
+        assert_eq!(updates_of("behavior_insights") - insights, 10);
+        assert_eq!(updates_of("behavior_sessions") - sessions, 100);
+        assert_eq!(one::<i64>("SELECT (events_by_type->>'late')::bigint FROM behavior_insights WHERE customer_id = 'c1'"), Some(500));
+        assert_eq!(one::<i32>("SELECT backfill_behavior_insights()"), Some(0));
+    }
+
+    #[pg_test]
+    fn session_tools_are_distinct_and_sorted_across_statements() {
+        Spi::run(
+            "INSERT INTO behavior_events (customer_id, session_id, event_type, tool_name) VALUES ('c', 's', 'e', 'Write');
+             INSERT INTO behavior_events (customer_id, session_id, event_type, tool_name)
+             VALUES ('c', 's', 'e', 'Bash'), ('c', 's', 'e', 'Write'), ('c', 's', 'e', NULL), ('c', 's', 'e', 'Edit');
+             INSERT INTO behavior_events (customer_id, session_id, event_type, tool_name) VALUES ('c', 's', 'e', 'Bash');",
+        )
+        .unwrap();
+        assert_eq!(text("SELECT tools_used::text FROM behavior_sessions").as_deref(), Some("{Bash,Edit,Write}"));
+        assert_eq!(one::<i32>("SELECT event_count FROM behavior_sessions"), Some(6));
+    }
+
+    #[pg_test(error = "column \"business_impact\" of a behavior event cannot change")]
+    fn summarised_event_columns_cannot_change() {
+        Spi::run(
+            "INSERT INTO behavior_events (customer_id, session_id, event_type) VALUES ('c', 's', 'e');
+             UPDATE behavior_events SET business_impact = 'critical';",
+        )
+        .unwrap();
+    }
+
+    #[pg_test]
+    fn simd_and_portable_kernels_agree_with_a_double_precision_reference() {
+        use crate::behavior::kernel;
+        // Lengths around every loop boundary (32-wide, 8-wide, scalar tail) and a 1,536 embedding.
+        for n in [1usize, 7, 8, 9, 31, 32, 33, 63, 100, 1536, 16000] {
+            let a: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0).collect();
+            let b: Vec<f32> = (0..n).map(|i| ((i * 53 % 89) as f32 - 44.0) / 13.0).collect();
+            let exact: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+            let scale: f64 = a.iter().zip(&b).map(|(x, y)| (*x as f64 * *y as f64).abs()).sum::<f64>().max(1.0);
+            let (portable, simd) = kernel::both(&a, &b);
+            assert!(((portable as f64 - exact) / scale).abs() < 1e-5, "portable n={n}: {portable} vs {exact}");
+            if let Some(simd) = simd {
+                assert!(((simd as f64 - exact) / scale).abs() < 1e-5, "simd n={n}: {simd} vs {exact}");
+            }
+            assert_eq!(kernel::dot(&a, &b), simd.unwrap_or(portable), "dot() runs the selected kernel");
+        }
+    }
+
+    #[pg_test]
+    fn kernel_reads_unaligned_slices() {
+        use crate::behavior::kernel;
+        let data: Vec<f32> = (0..1000).map(|i| (i % 13) as f32).collect();
+        let (a, b) = (&data[1..514], &data[3..516]);
+        let exact: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+        let (portable, simd) = kernel::both(a, b);
+        assert_eq!(portable as f64, exact);
+        assert_eq!(simd.unwrap_or(portable) as f64, exact);
+    }
+
+    #[pg_test]
+    fn cosine_similarity_of_a_1536_vector_with_itself_is_one() {
+        let v = one::<f64>(
+            "WITH v AS (SELECT array_agg(sin(i)::real) AS e FROM generate_series(1, 1536) i)
+             SELECT cosine_similarity(e, e) FROM v",
+        );
+        assert!((v.unwrap() - 1.0).abs() < 1e-6);
+    }
+
+    #[pg_test]
+    fn context_and_actions_shapes() {
+        use crate::behavior::patterns::{check_actions, check_context};
+        use serde_json::json;
+        assert!(check_context(&json!({})).is_ok());
+        assert!(check_context(&json!({"directory": "/a", "files_touched": [], "anything": [1]})).is_ok());
+        assert_eq!(check_context(&json!(null)).unwrap_err(), "context must be a JSON object, not null");
+        assert_eq!(check_context(&json!({"files_touched": ["a", {}]})).unwrap_err(), "context.files_touched[1] must be a string, not an object");
+        assert!(check_actions(&json!([])).is_ok());
+        assert!(check_actions(&json!([{"tool": "Read", "duration_ms": 0}, {"tool": "Edit", "duration_ms": 1.5}])).is_ok());
+        assert_eq!(check_actions(&json!([{"tool": "a"}, {"tool": "b"}, {"tool": "c", "duration_ms": -1}])).unwrap_err(),
+                   "actions[2].duration_ms must be a number >= 0, not -1");
+        assert_eq!(check_actions(&json!([{"tool": null}])).unwrap_err(), "actions[0].tool must be a string, not null");
+    }
+
+    #[pg_test]
+    fn similar_patterns_keep_the_best_k_by_similarity_then_id() {
+        Spi::run(
+            "INSERT INTO profiles (id, email) VALUES ('10000000-0000-4000-8000-000000000001', 'k@example.com');
+             INSERT INTO behavior_patterns (user_id, trigger, trigger_embedding, final_outcome)
+             SELECT '10000000-0000-4000-8000-000000000001', 'p' || i, ARRAY[1, i::real / 500, 0], 'success'
+               FROM generate_series(0, 999) i;",
+        )
+        .unwrap();
+        // The best five are the five smallest angles, in order; the full sort agrees.
+        let native = text("SELECT string_agg(trigger, ',' ORDER BY similarity DESC, id) FROM find_similar_patterns('{1,0,0}', -1, 5)");
+        assert_eq!(native.as_deref(), Some("p0,p1,p2,p3,p4"));
+        let sorted = text(
+            "SELECT string_agg(trigger, ',') FROM (SELECT trigger FROM behavior_patterns
+               ORDER BY cosine_similarity(trigger_embedding, '{1,0,0}') DESC, id LIMIT 5) t",
+        );
+        assert_eq!(native, sorted);
+        assert_eq!(one::<i64>("SELECT count(*) FROM find_similar_patterns('{1,0,0}', 0.9, 1000)"),
+                   one::<i64>("SELECT count(*) FROM behavior_patterns WHERE cosine_similarity(trigger_embedding, '{1,0,0}') >= 0.9"));
+    }
 }

@@ -19,7 +19,18 @@ use super::error::PgaError;
 
 /// The extension's own tables (every module adds its own here). The unit tests check that
 /// this list is exactly the set of tables the extension owns as members in the catalog.
-pub const OWN_TABLES: &[&CStr] = &[c"tenants", c"profiles", c"scenarios", c"sessions", c"messages", c"logs"];
+pub const OWN_TABLES: &[&CStr] = &[
+    c"tenants",
+    c"profiles",
+    c"scenarios",
+    c"sessions",
+    c"messages",
+    c"logs",
+    c"behavior_events",
+    c"behavior_insights",
+    c"behavior_sessions",
+    c"behavior_patterns",
+];
 
 struct Extension {
     oid: pg_sys::Oid,

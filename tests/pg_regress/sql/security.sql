@@ -1,7 +1,7 @@
 -- The security rules as an ordinary role sees them: refusals, their SQLSTATEs and what they
 -- do not say. The attacks themselves, through real login roles, are tests/integration/tests/attack_*.rs.
 SET client_min_messages = warning;
-TRUNCATE tenants, profiles, scenarios, sessions, messages, logs;
+TRUNCATE tenants, profiles, scenarios, sessions, messages, logs, behavior_patterns;
 \set alice '''a0000000-0000-4000-8000-00000000000a'''
 \set bob '''b0000000-0000-4000-8000-00000000000b'''
 \set bob_session '''c0000000-0000-4000-8000-00000000000b'''
@@ -17,7 +17,7 @@ GRANT USAGE ON SCHEMA public TO pga_regress_user;
 GRANT ALL ON ALL TABLES IN SCHEMA public TO pga_regress_user;
 SELECT p AS privilege, bool_or(has_table_privilege('pga_regress_user', t, p)) AS on_any_table
   FROM unnest(ARRAY['SELECT', 'INSERT', 'TRIGGER', 'TRUNCATE', 'REFERENCES']) p,
-       unnest(ARRAY['profiles', 'sessions', 'messages', 'logs']) t
+       unnest(ARRAY['profiles', 'sessions', 'messages', 'logs', 'behavior_events', 'behavior_insights', 'behavior_sessions', 'behavior_patterns']) t
  GROUP BY p ORDER BY p;
 SELECT has_sequence_privilege('pga_regress_user', 'logs_id_seq', 'UPDATE') AS may_setval;
 \set as_alice 'SET LOCAL ROLE pga_regress_user; SET LOCAL request.jwt.claims = ''{"sub":"a0000000-0000-4000-8000-00000000000a","role":"authenticated"}'';'
