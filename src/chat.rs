@@ -762,7 +762,11 @@ const RECOUNT: &str = "
                FROM @extschema@.sessions s LEFT JOIN m ON m.session_id = s.id
              UNION ALL
              SELECT 'sessions', s.id, 'message_count_helper', s.message_count_helper::bigint, coalesce(m.helper, 0)
-               FROM @extschema@.sessions s LEFT JOIN m ON m.session_id = s.id)
+               FROM @extschema@.sessions s LEFT JOIN m ON m.session_id = s.id
+             UNION ALL
+             SELECT 'conversations', c.id, 'message_count', c.message_count::bigint,
+                    (SELECT count(*) FROM @extschema@.conversation_messages cm WHERE cm.conversation_id = c.id)
+               FROM @extschema@.conversations c)
     SELECT table_name::text, row_id, column_name::text, stored, actual FROM counters WHERE stored <> actual";
 
 static VERIFY: Stmt = Stmt::new(RECOUNT, &[TIMESTAMPTZ, TIMESTAMPTZ]);
@@ -794,6 +798,19 @@ static REPAIR_SESSIONS: Stmt = Stmt::new(
         SET message_count_main = fix.main, message_count_helper = fix.helper
        FROM fix
       WHERE s.id = fix.id",
+    &[],
+);
+
+static REPAIR_CONVERSATIONS: Stmt = Stmt::new(
+    "WITH m AS (SELECT conversation_id, count(*) AS n, max(created_at) AS last
+                  FROM @extschema@.conversation_messages GROUP BY conversation_id),
+          fix AS (SELECT c.id, coalesce(m.n, 0) AS n, m.last
+                    FROM @extschema@.conversations c LEFT JOIN m ON m.conversation_id = c.id
+                   WHERE c.message_count <> coalesce(m.n, 0))
+     UPDATE @extschema@.conversations c
+        SET message_count = fix.n, last_message_at = fix.last
+       FROM fix
+      WHERE c.id = fix.id",
     &[],
 );
 
@@ -838,6 +855,7 @@ fn repair_counts() -> i32 {
     let fixed = as_owner(|| {
         plans::exec(&REPAIR_PROFILES, &[ts(now), ts(time::week_start(now)), ts(time::next_week_start(now))])
             + plans::exec(&REPAIR_SESSIONS, &[])
+            + plans::exec(&REPAIR_CONVERSATIONS, &[])
     });
     fixed as i32
 }

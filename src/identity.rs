@@ -100,6 +100,41 @@ fn current_app_role() -> Option<String> {
     claim("role", c"request.jwt.claim.role")
 }
 
+/// The tenant of the caller's profile (`current_user_id()`), read natively by primary key: the
+/// tenant-isolation policies compare rows with it. NULL without a profile or a tenant.
+#[pg_extern(stable, parallel_safe)]
+fn current_tenant_id() -> Option<pgrx::Uuid> {
+    current_tenant()
+}
+
+pub fn current_tenant() -> Option<pgrx::Uuid> {
+    let me = current_user_uuid()?;
+    let key = pgrx::pg_sys::Datum::from(me.as_bytes().as_ptr());
+    crate::common::lookup::by_unique_key(c"profiles", c"profiles_pkey", pgrx::pg_sys::F_UUID_EQ, key, |row| {
+        // SAFETY: a non-null uuid datum of the row found.
+        row.get("tenant_id").map(|d| pgrx::Uuid::from_bytes(unsafe { *(d.cast_mut_ptr::<[u8; 16]>()) }))
+    })
+    .flatten()
+}
+
+/// Whether the caller acts for every tenant: a superuser or BYPASSRLS role, or the JWT role
+/// `admin` or `service_role` (the roles the tables' admin policies admit).
+pub fn sees_every_tenant() -> bool {
+    may_write_protected_columns() || matches!(current_app_role().as_deref(), Some("admin" | "service_role"))
+}
+
+#[pg_extern(stable, parallel_safe, name = "_sees_every_tenant")]
+fn sees_every_tenant_sql() -> bool {
+    sees_every_tenant()
+}
+
+/// Whether the caller may read the web analytics (views over the web tables): those the tables'
+/// read policies admit (JWT `admin`, `ai_analysis`, `service_role`) and roles with BYPASSRLS.
+#[pg_extern(stable, parallel_safe, name = "_sees_web_analytics")]
+fn sees_web_analytics() -> bool {
+    may_write_protected_columns() || matches!(current_app_role().as_deref(), Some("admin" | "ai_analysis" | "service_role"))
+}
+
 // ---- profiles ----------------------------------------------------------------------------------
 
 /// A practical address check: one `@`, a non-empty local part, a dotted domain, no spaces or

@@ -10,10 +10,12 @@ use pgrx::prelude::*;
 mod behavior;
 mod chat;
 mod common;
+mod conversations;
 mod generic;
 mod identity;
 mod lifecycle;
 mod privileges;
+mod web;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
@@ -50,6 +52,21 @@ extension_sql_file!(
     ]
 );
 
+extension_sql_file!(
+    "../sql/conversations.sql",
+    name = "conversations",
+    requires = [
+        "behavior",
+        identity::current_tenant_id,
+        identity::sees_every_tenant_sql
+    ]
+);
+extension_sql_file!(
+    "../sql/web.sql",
+    name = "web",
+    requires = ["conversations", identity::sees_web_analytics, conversations::refresh_analytics_views]
+);
+
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]
@@ -67,6 +84,7 @@ pub extern "C-unwind" fn _PG_init() {
 #[pg_guard]
 unsafe extern "C-unwind" fn on_xact_end(_event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
     chat::forget_statement_state();
+    conversations::forget_statement_state();
     common::owner::forget_depth();
 }
 
@@ -78,6 +96,7 @@ unsafe extern "C-unwind" fn on_subxact_end(
     _arg: *mut std::ffi::c_void,
 ) {
     chat::forget_statement_state();
+    conversations::forget_statement_state();
     common::owner::on_subxact(event, my);
 }
 

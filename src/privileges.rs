@@ -8,6 +8,8 @@
 //!   (a foreign key of theirs could block or cascade into the extension's deletes, retention
 //!   jobs included);
 //! * any privilege on a sequence (`setval` would make later inserts collide);
+//! * any privilege on a materialized view, for roles without BYPASSRLS: a materialized view
+//!   cannot carry row-level security, and the extension's hold every tenant's aggregates;
 //! * EXECUTE on the extension's internal functions (rule triggers, install helpers). The jobs
 //!   keep their grants: they check their caller natively.
 //!
@@ -44,6 +46,8 @@ const REVOKES: &str = "
       LEFT JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) a.grantee
      WHERE a.grantee OPERATOR(pg_catalog.<>) c.relowner
        AND (c.relkind OPERATOR(pg_catalog.=) 'S'
+            OR (c.relkind OPERATOR(pg_catalog.=) 'm'
+                AND (a.grantee OPERATOR(pg_catalog.=) 0 OR NOT (r.rolbypassrls OR r.rolsuper)))
             OR (c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,v,m,f}'::pg_catalog.\"char\"[])
                 AND a.privilege_type OPERATOR(pg_catalog.=) ANY ('{TRIGGER,TRUNCATE,REFERENCES}'::pg_catalog.text[])))
      GROUP BY c.oid, c.relkind, a.grantee, r.rolname

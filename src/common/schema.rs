@@ -30,6 +30,16 @@ pub const OWN_TABLES: &[&CStr] = &[
     c"behavior_insights",
     c"behavior_sessions",
     c"behavior_patterns",
+    c"conversations",
+    c"conversation_messages",
+    c"feedback",
+    c"usage_metrics",
+    c"user_sessions",
+    c"interaction_events",
+    c"conversion_funnels",
+    c"optimization_history",
+    c"a_b_tests",
+    c"variant_assignments",
 ];
 
 struct Extension {

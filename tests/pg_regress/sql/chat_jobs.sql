@@ -1,7 +1,7 @@
 -- Retention jobs: what they delete, that counters follow, and the job's own log row.
 \set u1 '''10000000-0000-4000-8000-000000000001'''
 SET client_min_messages = warning;
-TRUNCATE tenants, profiles, scenarios, sessions, messages, logs, behavior_patterns;
+TRUNCATE tenants, profiles, scenarios, sessions, messages, logs, behavior_patterns, conversations, conversation_messages, feedback, usage_metrics;
 SELECT count(*) FROM create_profile(:u1, 'jobs@example.com');
 INSERT INTO scenarios (id, title) VALUES ('jobs', 'Jobs');
 -- Two old sessions (one completed, with messages), one recent.

@@ -4,7 +4,7 @@
 \set s1 '''a0000000-0000-4000-8000-000000000001'''
 \set s2 '''a0000000-0000-4000-8000-000000000002'''
 SET client_min_messages = warning;
-TRUNCATE tenants, profiles, scenarios, sessions, messages, logs, behavior_patterns;
+TRUNCATE tenants, profiles, scenarios, sessions, messages, logs, behavior_patterns, conversations, conversation_messages, feedback, usage_metrics;
 
 -- Profiles: create_profile() is the one creation path.
 SELECT id, email, display_name, total_completed_sessions, weekly_completed_sessions, weekly_session_limit,

@@ -1,7 +1,7 @@
 -- The Monday boundary and the weekly reset, with "now" pinned (superuser-only setting).
 \set u1 '''10000000-0000-4000-8000-000000000001'''
 SET client_min_messages = warning;
-TRUNCATE tenants, profiles, scenarios, sessions, messages, logs, behavior_patterns;
+TRUNCATE tenants, profiles, scenarios, sessions, messages, logs, behavior_patterns, conversations, conversation_messages, feedback, usage_metrics;
 SET pg_assistant.clock_override = '2026-11-22 23:59:59+00';   -- Sunday, last second of the week
 SELECT id, to_char(week_reset_date AT TIME ZONE 'UTC', 'Dy YYYY-MM-DD HH24:MI:SS') AS resets
   FROM create_profile(:u1, 'week@example.com');

@@ -1,7 +1,7 @@
 -- Drop protection (DESIGN.md section 4): no DROP takes the application's rows with it unless
 -- the session says so; empty tables never stop a drop.
 SET client_min_messages = warning;
-TRUNCATE tenants, profiles, scenarios, sessions, messages, logs, behavior_patterns;
+TRUNCATE tenants, profiles, scenarios, sessions, messages, logs, behavior_patterns, conversations, conversation_messages, feedback, usage_metrics;
 SELECT count(*) AS created FROM create_profile('d0000000-0000-4000-8000-000000000001', 'keep@example.com');
 INSERT INTO scenarios (id, title) VALUES ('kept', 'Kept');
 \set VERBOSITY default
@@ -15,7 +15,7 @@ SELECT count(*) AS still_there FROM profiles;
 CREATE SCHEMA scratch;
 DROP SCHEMA scratch;
 -- Empty tables never stop a drop ...
-TRUNCATE tenants, profiles, scenarios, sessions, messages, logs, behavior_patterns;
+TRUNCATE tenants, profiles, scenarios, sessions, messages, logs, behavior_patterns, conversations, conversation_messages, feedback, usage_metrics;
 DROP EXTENSION pg_assistant;
 CREATE EXTENSION pg_assistant;
 -- ... and a session that says so drops the rows with the tables.

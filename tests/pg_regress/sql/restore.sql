@@ -2,7 +2,7 @@
 -- Restored rows carry their counters and may belong to completed sessions; the rules neither
 -- re-count nor re-judge them. Any other COPY is an ordinary insert.
 SET client_min_messages = warning;
-TRUNCATE tenants, profiles, scenarios, sessions, messages, logs, behavior_patterns;
+TRUNCATE tenants, profiles, scenarios, sessions, messages, logs, behavior_patterns, conversations, conversation_messages, feedback, usage_metrics;
 \set VERBOSITY sqlstate
 
 -- As a dump has them: a profile whose counters already include its completed session ...

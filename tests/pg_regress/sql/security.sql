@@ -1,7 +1,7 @@
 -- The security rules as an ordinary role sees them: refusals, their SQLSTATEs and what they
 -- do not say. The attacks themselves, through real login roles, are tests/integration/tests/attack_*.rs.
 SET client_min_messages = warning;
-TRUNCATE tenants, profiles, scenarios, sessions, messages, logs, behavior_patterns;
+TRUNCATE tenants, profiles, scenarios, sessions, messages, logs, behavior_patterns, conversations, conversation_messages, feedback, usage_metrics;
 \set alice '''a0000000-0000-4000-8000-00000000000a'''
 \set bob '''b0000000-0000-4000-8000-00000000000b'''
 \set bob_session '''c0000000-0000-4000-8000-00000000000b'''
