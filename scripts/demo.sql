@@ -96,5 +96,34 @@ INSERT INTO behavior_patterns (user_id, trigger, final_outcome, actions)
 VALUES ('00000000-0000-4000-8000-00000000a1a1', 'bad', 'success', '[{"tool": "Read"}, {"tool": 42}]');
 
 \echo
-\echo '== 12. The application data is protected from a careless DROP'
+\echo '== 12. conversations: a tenant''s chat; counters per statement; usage as one atomic upsert'
+INSERT INTO tenants (id, name, slug) VALUES ('00000000-0000-4000-8000-00000000ac3e', 'Acme', 'acme');
+UPDATE profiles SET tenant_id = '00000000-0000-4000-8000-00000000ac3e';
+INSERT INTO conversations (id, tenant_id, user_id, title)
+VALUES ('00000000-0000-4000-8000-0000000c0de1', '00000000-0000-4000-8000-00000000ac3e', '00000000-0000-4000-8000-00000000a1a1', 'Pricing question');
+INSERT INTO conversation_messages (conversation_id, role, content, input_tokens, output_tokens)
+VALUES ('00000000-0000-4000-8000-0000000c0de1', 'user', 'How much is the pro plan?', 12, 0),
+       ('00000000-0000-4000-8000-0000000c0de1', 'assistant', 'Twelve euros a month.', 0, 9);
+SELECT title, message_count, last_message_at IS NOT NULL AS has_last FROM conversations;
+SELECT role, tenant_id IS NOT NULL AS tenant_filled FROM conversation_messages;
+SELECT message_count, input_tokens, output_tokens, total_tokens, estimated_cost
+  FROM increment_usage_metrics('00000000-0000-4000-8000-00000000ac3e', '00000000-0000-4000-8000-00000000a1a1', current_date, 12, 9, 0.0004);
+INSERT INTO feedback (message_id, user_id, rating)
+SELECT id, '00000000-0000-4000-8000-00000000a1a1', 1 FROM conversation_messages WHERE role = 'assistant';
+SELECT refresh_analytics_views();
+SELECT month, message_count, total_tokens FROM monthly_usage_summary;
+
+\echo
+\echo '== 13. web: a visit''s duration when it exits; optimization stamps; a rollback needs a reason'
+INSERT INTO user_sessions (session_id, landing_page, created_at) VALUES ('visit-1', '/pricing', now() - interval '95 seconds');
+UPDATE user_sessions SET exit_page = '/signup';
+SELECT session_id, landing_page, exit_page, duration_seconds FROM user_sessions;
+INSERT INTO optimization_history (proposal_id, status, friction_point, component_id, change_description, proposed_changes)
+VALUES ('shorter-form', 'proposed', 'form abandon', 'signup', 'ask two fields instead of six', '{}');
+UPDATE optimization_history SET status = 'implemented';
+SELECT proposal_id, status, implemented_at IS NOT NULL AS implemented, deployed_at IS NOT NULL AS deployed FROM optimization_history;
+UPDATE optimization_history SET status = 'rolled_back';
+
+\echo
+\echo '== 14. The application data is protected from a careless DROP'
 DROP EXTENSION pg_assistant CASCADE;

@@ -614,4 +614,42 @@ mod tests {
         assert_eq!(one::<i64>("SELECT count(*) FROM find_similar_patterns('{1,0,0}', 0.9, 1000)"),
                    one::<i64>("SELECT count(*) FROM behavior_patterns WHERE cosine_similarity(trigger_embedding, '{1,0,0}') >= 0.9"));
     }
+
+    // ---- conversations -------------------------------------------------------------------------
+
+    #[pg_test]
+    fn conversation_message_batch_updates_each_conversation_once() {
+        Spi::run(
+            "INSERT INTO tenants (id, name, slug) VALUES ('a0000000-0000-4000-8000-000000000001', 'A', 'a');
+             INSERT INTO profiles (id, email, tenant_id) VALUES ('10000000-0000-4000-8000-000000000001', 'c@example.com', 'a0000000-0000-4000-8000-000000000001');
+             INSERT INTO conversations (id, tenant_id, user_id)
+             SELECT ('c0000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, 'a0000000-0000-4000-8000-000000000001',
+                    '10000000-0000-4000-8000-000000000001'
+               FROM generate_series(1, 10) i;",
+        )
+        .unwrap();
+        let before = updates_of("conversations");
+        Spi::run(
+            "INSERT INTO conversation_messages (conversation_id, role, content)
+             SELECT ('c0000000-0000-4000-8000-' || lpad((i % 10 + 1)::text, 12, '0'))::uuid, 'user', 'm' || i
+               FROM generate_series(1, 10000) i",
+        )
+        .unwrap();
+        assert_eq!(updates_of("conversations") - before, 10, "one update per conversation for the whole statement");
+        assert_eq!(one::<i64>("SELECT sum(message_count)::bigint FROM conversations"), Some(10000));
+        assert_eq!(one::<i64>("SELECT count(*) FROM conversation_messages WHERE tenant_id IS NULL"), Some(0));
+        Spi::run("DELETE FROM conversation_messages WHERE content LIKE 'm1%'").unwrap();
+        assert_eq!(updates_of("conversations") - before, 20, "and one per conversation for the delete");
+        assert_eq!(one::<i64>("SELECT count(*) FROM verify_counts()"), Some(0));
+    }
+
+    #[pg_test(error = "rollback_reason is required")]
+    fn rolling_back_an_optimization_needs_a_reason() {
+        Spi::run(
+            "INSERT INTO optimization_history (proposal_id, status, friction_point, change_description, proposed_changes)
+             VALUES ('p', 'implemented', 'f', 'd', '{}');
+             UPDATE optimization_history SET status = 'rolled_back', rollback_reason = E'\\t ';",
+        )
+        .unwrap();
+    }
 }
