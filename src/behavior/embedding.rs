@@ -15,7 +15,6 @@ pub enum Invalid {
     HasNull,
     NotFinite(usize),
     AllZero,
-    TooLarge,
 }
 
 impl Invalid {
@@ -36,10 +35,6 @@ impl Invalid {
             Invalid::AllZero => (
                 format!("{what} must not be all zeros"),
                 "A zero vector has no direction, so no cosine similarity.".into(),
-            ),
-            Invalid::TooLarge => (
-                format!("{what} is too large to normalise"),
-                "Its squared norm overflows single precision; scale the vector down.".into(),
             ),
         };
         let mut e = PgaError::invalid(message);
@@ -88,20 +83,41 @@ pub unsafe fn needs_detoast(ptr: *const pg_sys::varlena) -> bool {
     first & 0x03 != 0x00
 }
 
-/// Checks what DESIGN.md 3.3 asks of every embedding: finite elements, not all zeros, and a
-/// norm that single precision can hold; returns the norm.
-pub fn validate(values: &[f32]) -> Result<f64, Invalid> {
+/// Checks what DESIGN.md 3.3 asks of every embedding: finite elements, not all zeros.
+pub fn validate(values: &[f32]) -> Result<(), Invalid> {
     if let Some(i) = values.iter().position(|v| !v.is_finite()) {
         return Err(Invalid::NotFinite(i));
     }
     if values.iter().all(|&v| v == 0.0) {
         return Err(Invalid::AllZero);
     }
-    let norm = super::kernel::norm(values);
-    if !norm.is_finite() || norm == 0.0 {
-        return Err(Invalid::TooLarge);
-    }
-    Ok(norm)
+    Ok(())
+}
+
+/// A valid embedding scaled by a power of two (exact in floating point) to a norm in [1, 2), so
+/// that single-precision sums of its products with any stored embedding stay far from underflow
+/// and overflow; `norm` is the scaled vector's norm as the kernel computes it.
+pub struct Scaled {
+    pub values: Vec<f32>,
+    pub norm: f64,
+    /// `values = original · 2^-exponent`.
+    pub exponent: i32,
+}
+
+pub fn scaled(values: &[f32]) -> Scaled {
+    let norm64 = values.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
+    let exponent = norm64.log2().floor() as i32;
+    let factor = 2f64.powi(-exponent);
+    let values: Vec<f32> = values.iter().map(|&v| (v as f64 * factor) as f32).collect();
+    let norm = (super::kernel::dot(&values, &values) as f64).sqrt();
+    Scaled { values, norm, exponent }
+}
+
+/// The norm kept with a stored embedding: its scaled norm times the scale, so that a vector's
+/// similarity with itself comes out as `D / sqrt(D)²`, the same as in `cosine_similarity`.
+pub fn kept_norm(values: &[f32]) -> f64 {
+    let s = scaled(values);
+    s.norm * 2f64.powi(s.exponent)
 }
 
 /// A detoasted `real[]` datum (a copy only when it was compressed, external or short).

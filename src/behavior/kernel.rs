@@ -2,8 +2,8 @@
 //!
 //! AVX2 with FMA (four 8-lane accumulators) when the CPU has them, detected once at run time;
 //! otherwise a portable loop over eight independent accumulators, which the compiler turns into
-//! SSE2 on any x86-64 (and NEON on ARM). Norms are dot products of a vector with itself, so a
-//! norm kept at write time and one computed at query time agree bit for bit.
+//! SSE2 on any x86-64 (and NEON on ARM). Callers scale one side to unit length first
+//! (`embedding::unit`), so the single-precision sum stays far from underflow and overflow.
 
 use std::sync::OnceLock;
 
@@ -33,11 +33,6 @@ fn select() -> DotFn {
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     // SAFETY: the AVX2 variant is selected only on CPUs that have AVX2 and FMA.
     unsafe { select()(a, b) }
-}
-
-/// The Euclidean norm of `a`, as the kernel computes it.
-pub fn norm(a: &[f32]) -> f64 {
-    (dot(a, a) as f64).sqrt()
 }
 
 /// Eight independent accumulators: no loop-carried dependency on a single sum, so the loop

@@ -28,6 +28,11 @@ native_trigger!(
 fn behavior_patterns_before_write(call: &TriggerCall) -> pg_sys::Datum {
     call.require(&BEFORE_WRITE, None);
     call.require_own_table(c"behavior_patterns");
+    if call.event() == Event::Update {
+        // Row-level security checks the old and the new row at two moments, between which a
+        // caller can change their own claims: the owner must not move.
+        call.guard_protected_columns(&["user_id", "id"]);
+    }
     let new = call.new_tuple();
     for (name, check) in [("context", check_context as fn(&Value) -> Result<(), String>), ("actions", check_actions)] {
         // NOT NULL reports a missing value.
@@ -47,7 +52,7 @@ fn behavior_patterns_before_write(call: &TriggerCall) -> pg_sys::Datum {
     let norm = call.get(new, call.column("trigger_embedding")).map(|datum| {
         // SAFETY: a non-null real[] datum; a detoasted copy lives in the trigger's memory context.
         let values = unsafe { embedding::elements(embedding::detoasted(datum)) };
-        match values.and_then(embedding::validate) {
+        match values.and_then(|v| embedding::validate(v).map(|()| embedding::kept_norm(v))) {
             Ok(norm) => norm,
             Err(e) => e.raise("trigger_embedding"),
         }

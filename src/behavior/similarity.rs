@@ -22,37 +22,48 @@ use crate::identity::current_user_uuid;
 
 pub const MAX_MATCH_COUNT: i32 = 1000;
 
-/// A validated embedding argument: its elements (in the argument's detoasted copy) and norm.
-struct Query<'a> {
-    values: &'a [f32],
-    norm: f64,
-}
-
-fn query_arg<'a>(array: Option<pgrx::Array<'a, f32>>, name: &str) -> Query<'a> {
+fn query_arg(array: Option<pgrx::Array<'_, f32>>, name: &str) -> embedding::Scaled {
     let array = require_arg(array, name);
     // SAFETY: pgrx detoasted the argument; its memory lives for the call.
     let values = unsafe { embedding::elements(array.into_array_type() as *const pg_sys::varlena) };
-    match values.and_then(|v| embedding::validate(v).map(|norm| Query { values: v, norm })) {
+    match values.and_then(|v| embedding::validate(v).map(|()| embedding::scaled(v))) {
         Ok(q) => q,
         Err(e) => e.raise(name),
     }
 }
 
-fn cosine(dot: f32, a: f64, b: f64) -> f64 {
-    (dot as f64 / (a * b)).clamp(-1.0, 1.0)
+/// Stored norms outside this range take the double-precision path (no single-precision sum of
+/// their products could be trusted); real embeddings are never there.
+const SAFE_NORMS: std::ops::RangeInclusive<f64> = 1e-30..=1e30;
+
+/// The cosine similarity of the scaled query and an embedding whose kept norm is `norm`.
+fn cosine(query: &embedding::Scaled, values: &[f32], norm: f64) -> f64 {
+    let mut dot = kernel::dot(&query.values, values) as f64;
+    if !dot.is_finite() || !SAFE_NORMS.contains(&norm) {
+        dot = query.values.iter().zip(values).map(|(&q, &v)| q as f64 * v as f64).sum();
+    }
+    (dot / (query.norm * norm)).clamp(-1.0, 1.0)
 }
 
 /// Cosine similarity of two embeddings of the same dimension (`22023` otherwise, and for
 /// empty, multi-dimensional, all-zero or non-finite vectors and NULL elements).
 #[pg_extern(immutable, strict, parallel_safe)]
 fn cosine_similarity(a: pgrx::Array<'_, f32>, b: pgrx::Array<'_, f32>) -> f64 {
-    let (a, b) = (query_arg(Some(a), "vector a"), query_arg(Some(b), "vector b"));
-    if a.values.len() != b.values.len() {
+    // SAFETY: pgrx detoasted the argument; its memory lives for the call.
+    let b = match unsafe { embedding::elements(b.into_array_type() as *const pg_sys::varlena) }
+        .and_then(|v| embedding::validate(v).map(|()| (v, embedding::kept_norm(v))))
+    {
+        Ok(b) => b,
+        Err(e) => e.raise("vector b"),
+    };
+    let a = query_arg(Some(a), "vector a");
+    if a.values.len() != b.0.len() {
         PgaError::invalid("cosine_similarity needs vectors of the same dimension")
-            .detail(format!("Vector a has {} elements, vector b has {}.", a.values.len(), b.values.len()))
+            .detail(format!("Vector a has {} elements, vector b has {}.", a.values.len(), b.0.len()))
             .raise();
     }
-    cosine(kernel::dot(a.values, b.values), a.norm, b.norm)
+    // As find_similar_patterns computes it, with a as the query and b as a pattern.
+    cosine(&a, b.0, b.1)
 }
 
 /// The SIMD kernel this server's CPU runs (`avx2+fma` or `portable`).
@@ -163,7 +174,7 @@ fn similar_patterns(
 ///
 /// # Safety
 /// Called inside a function call of a running statement (an active snapshot exists).
-unsafe fn scan(relid: pg_sys::Oid, user: Option<pgrx::Uuid>, query: &Query<'_>, threshold: f64, top: &mut TopK) {
+unsafe fn scan(relid: pg_sys::Oid, user: Option<pgrx::Uuid>, query: &embedding::Scaled, threshold: f64, top: &mut TopK) {
     let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
     let rel = pg_sys::table_open(relid, lock);
     let tupdesc = (*rel).rd_att;
@@ -194,7 +205,7 @@ unsafe fn scan(relid: pg_sys::Oid, user: Option<pgrx::Uuid>, query: &Query<'_>, 
         let ptr = if copy { pg_sys::pg_detoast_datum(ptr) } else { ptr };
         if let Ok(values) = embedding::elements::<'_>(ptr) {
             if values.len() == dims && norm > 0.0 {
-                let similarity = cosine(kernel::dot(query.values, values), query.norm, norm);
+                let similarity = cosine(query, values, norm);
                 if similarity >= threshold {
                     top.offer(similarity, || {
                         let id = (*(*slot).tts_values.add(at(id_col))).cast_mut_ptr::<[u8; 16]>();

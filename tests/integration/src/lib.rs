@@ -174,3 +174,83 @@ pub fn assert_server_alive() {
     let one: i32 = c.query_one("SELECT 1", &[]).unwrap().get(0);
     assert_eq!(one, 1);
 }
+
+/// Every way `behavior_insights` and `behavior_sessions` differ from a recount of
+/// `behavior_events` (read as `c`, which must see every row: a superuser or BYPASSRLS role),
+/// one line per difference; empty when the summaries are exact. `last_session_id` must be the
+/// session of an event at `last_session_timestamp` (the latest), `days_since_last_activity`
+/// whole days from it to now.
+pub fn behavior_drift(c: &mut Client) -> Vec<String> {
+    const RECOUNT: &str = "
+        WITH e AS (SELECT customer_id, session_id, event_type, tool_name, event_timestamp,
+                          business_impact IN ('high', 'critical') AS high
+                     FROM behavior_events),
+             c AS (SELECT customer_id, count(*) AS n, count(*) FILTER (WHERE high) AS hi,
+                          count(DISTINCT session_id)::int AS sessions,
+                          min(event_timestamp) AS first_at, max(event_timestamp) AS last_at
+                     FROM e GROUP BY customer_id),
+             t AS (SELECT customer_id, jsonb_object_agg(event_type, n) AS by_type
+                     FROM (SELECT customer_id, event_type, count(*) AS n FROM e GROUP BY 1, 2) x GROUP BY 1),
+             want AS (SELECT c.*, t.by_type FROM c JOIN t USING (customer_id)),
+             s AS (SELECT session_id, min(customer_id) AS customer_id, count(DISTINCT customer_id) AS customers,
+                          min(event_timestamp) AS started_at, max(event_timestamp) AS ended_at,
+                          count(*)::int AS n, (count(*) FILTER (WHERE high))::int AS hi,
+                          coalesce(array_agg(DISTINCT tool_name ORDER BY tool_name) FILTER (WHERE tool_name IS NOT NULL),
+                                   '{}') AS tools
+                     FROM e GROUP BY session_id)
+        SELECT 'insights ' || coalesce(w.customer_id, i.customer_id) || ': stored '
+               || row(i.total_events, i.events_by_type, i.high_impact_events, i.session_count, i.first_event_at,
+                      i.last_session_timestamp)::text
+               || ' recount ' || row(w.n, w.by_type, w.hi, w.sessions, w.first_at, w.last_at)::text
+          FROM want w FULL JOIN behavior_insights i USING (customer_id)
+         WHERE row(i.total_events, i.events_by_type, i.high_impact_events, i.session_count, i.first_event_at,
+                   i.last_session_timestamp)
+               IS DISTINCT FROM row(w.n, w.by_type, w.hi, w.sessions, w.first_at, w.last_at)
+        UNION ALL
+        SELECT 'insights ' || i.customer_id || ': last_session_id ' || coalesce(i.last_session_id, 'NULL')
+               || ' has no event at ' || coalesce(i.last_session_timestamp::text, 'NULL')
+          FROM behavior_insights i
+         WHERE NOT EXISTS (SELECT 1 FROM e WHERE e.customer_id = i.customer_id AND e.session_id = i.last_session_id
+                                              AND e.event_timestamp = i.last_session_timestamp)
+        UNION ALL
+        SELECT 'insights ' || i.customer_id || ': days_since_last_activity ' || coalesce(i.days_since_last_activity::text, 'NULL')
+          FROM behavior_insights i
+         WHERE i.days_since_last_activity IS DISTINCT FROM
+               greatest(0, floor(extract(epoch FROM now() - i.last_session_timestamp) / 86400))::int
+        UNION ALL
+        SELECT 'insights ' || i.customer_id || ': session_count ' || i.session_count || ' but '
+               || (SELECT count(*) FROM behavior_sessions b WHERE b.customer_id = i.customer_id) || ' session rows'
+          FROM behavior_insights i
+         WHERE i.session_count <> (SELECT count(*) FROM behavior_sessions b WHERE b.customer_id = i.customer_id)
+        UNION ALL
+        SELECT 'session ' || coalesce(s.session_id, b.session_id) || ': stored '
+               || row(b.customer_id, b.started_at, b.ended_at, b.event_count, b.high_impact_count, b.tools_used,
+                      b.duration_seconds)::text
+               || ' recount ' || row(s.customer_id, s.started_at, s.ended_at, s.n, s.hi, s.tools,
+                                     floor(extract(epoch FROM s.ended_at - s.started_at))::int)::text
+          FROM s FULL JOIN behavior_sessions b USING (session_id)
+         WHERE row(b.customer_id, b.started_at, b.ended_at, b.event_count, b.high_impact_count, b.tools_used,
+                   b.duration_seconds)
+               IS DISTINCT FROM row(s.customer_id, s.started_at, s.ended_at, s.n, s.hi, s.tools,
+                                    floor(extract(epoch FROM s.ended_at - s.started_at))::int)
+        UNION ALL
+        SELECT 'session ' || session_id || ': events of ' || customers || ' customers' FROM s WHERE customers > 1";
+    c.query(RECOUNT, &[]).unwrap().iter().map(|r| r.get(0)).collect()
+}
+
+/// A login role with BYPASSRLS but not superuser (a service, like Supabase's `service_role`),
+/// created once per cluster; its attributes are put back only when they differ.
+pub fn ensure_bypassrls_role(role: &str) {
+    let mut admin = connect("postgres", "postgres");
+    let _ = admin.batch_execute(&format!(
+        "DO $$ BEGIN CREATE ROLE {role} LOGIN NOSUPERUSER BYPASSRLS; \
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+    ));
+    let right: bool = admin
+        .query_one("SELECT NOT rolsuper AND rolbypassrls AND rolcanlogin FROM pg_roles WHERE rolname = $1", &[&role])
+        .unwrap()
+        .get(0);
+    if !right {
+        admin.batch_execute(&format!("ALTER ROLE {role} LOGIN NOSUPERUSER BYPASSRLS")).unwrap();
+    }
+}

@@ -24,7 +24,8 @@ SELECT cosine_similarity('{}', '{1,2}');
 SELECT cosine_similarity('{NULL,2}', '{1,2}');
 SELECT cosine_similarity(array_fill(1::real, ARRAY[16001]), array_fill(1::real, ARRAY[16001]));
 SELECT cosine_similarity(array_fill(1::real, ARRAY[16000]), array_fill(1::real, ARRAY[16000])) AS longest;
-SELECT cosine_similarity('{3e38,3e38}', '{1,1}');
+SELECT cosine_similarity('{3e38,3e38}', '{1,1}') AS huge, cosine_similarity('{1e-30,1e-30}', '{1,1}') AS tiny,
+       cosine_similarity('{1e-40,0}', '{1,0}') AS subnormal;
 
 -- Patterns: embedding checks and its norm kept.
 INSERT INTO behavior_patterns (id, user_id, trigger, trigger_embedding, final_outcome, context, actions) VALUES
