@@ -36,6 +36,9 @@ for major in "${majors[@]}"; do
     echo "==> $major: release build of pg_assistant" >&2
     cargo pgrx install --release --pg-config "$pg_config" >"$PGA_CACHE/run/bench-install-$major.log" 2>&1 \
         || { tail -30 "$PGA_CACHE/run/bench-install-$major.log"; exit 1; }
+    # pgvector, the similarity benchmark's alternative (never a dependency of the extension).
+    bash bench/pgvector.sh "$pg_config" \
+        || echo "==> $major: no pgvector; the similarity benchmark reports its variants missing" >&2
     data="$PGA_CACHE/run/bench-$major"; port=$((5600 + num))
     pga_server_start "$major" "$port" "$data" synchronous_commit=off shared_buffers=2GB max_wal_size=8GB \
         checkpoint_timeout=30min autovacuum=off

@@ -50,4 +50,34 @@ def evaluate(results):
     f, s = _median(results, "weekly_reset", "first_ms", "native"), _median(results, "weekly_reset", "second_ms", "native")
     if f and s is not None:
         check("second weekly reset < 5% of the first", s < 0.05 * f, f"{s:.2f} ms vs {f:.0f} ms ({100 * s / f:.2f}%)")
+    n = _median(results, "behavior_events", "batch_ms", "native")
+    p = _median(results, "behavior_events", "batch_ms", "plpgsql")
+    z = _median(results, "behavior_events", "batch_ms", "none")
+    if n and p:
+        check("behavior event batch: native ≥ 5× faster than PL/pgSQL", p / n >= 5, f"{p / n:.1f}× as fast ({n:.0f} ms vs {p:.0f} ms)")
+    if n and z:
+        check("behavior event batch: native within 1.5× of no trigger", n / z <= 1.5, f"{n / z:.2f}× ({n:.0f} ms vs {z:.0f} ms)")
+    for clients in (1, 4):
+        n = _median(results, "behavior_events", f"c{clients}_latency_ms", "native")
+        p = _median(results, "behavior_events", f"c{clients}_latency_ms", "plpgsql")
+        if n and p:
+            check(f"single behavior event, {clients} client{'s' if clients > 1 else ''}: native latency ≤ PL/pgSQL",
+                  n <= p, f"{n:.3f} ms vs {p:.3f} ms ({n / p:.2f}×)")
+    if any(r["workload"].name == "similarity" for r in results):
+        for metric, label in (("all_ms", "all patterns"), ("user_ms", "one user's patterns")):
+            n = _median(results, "similarity", metric, "native")
+            for alt, how in (("pgvector", "TOASTed, as source 004 declares it"), ("pgvector_plain", "in the row, STORAGE PLAIN")):
+                a = _median(results, "similarity", metric, alt)
+                name = f"similarity search, {label}: native ≥ 3× faster than pgvector's exact scan ({how})"
+                if n and a:
+                    check(name, a / n >= 3, f"{a / n:.2f}× as fast ({n:.2f} ms vs {a:.2f} ms)")
+                elif n:
+                    check(name, None, "pgvector not installed")
+        n = _median(results, "similarity", "all_us", "native")
+        f = _median(results, "similarity", "all_us", "memory_floor")
+        if n:
+            check("similarity search, all patterns: native time per pattern against the memory-bandwidth floor "
+                  "(one core reading a 6 KiB vector from RAM: typically 0.25–0.3 µs)", None,
+                  f"{n:.3f} µs: {n / 0.3:.1f}–{n / 0.25:.1f}× the typical floor"
+                  + (f", {n / f:.1f}× this machine's ({f:.3f} µs)" if f else ""))
     return out
