@@ -49,21 +49,34 @@ fn cosine(query: &embedding::Scaled, values: &[f32], norm: f64) -> f64 {
 /// empty, multi-dimensional, all-zero or non-finite vectors and NULL elements).
 #[pg_extern(immutable, strict, parallel_safe)]
 fn cosine_similarity(a: pgrx::Array<'_, f32>, b: pgrx::Array<'_, f32>) -> f64 {
-    // SAFETY: pgrx detoasted the argument; its memory lives for the call.
-    let b = match unsafe { embedding::elements(b.into_array_type() as *const pg_sys::varlena) }
-        .and_then(|v| embedding::validate(v).map(|()| (v, embedding::kept_norm(v))))
-    {
-        Ok(b) => b,
-        Err(e) => e.raise("vector b"),
+    // SAFETY: pgrx detoasted the arguments; their memory lives for the call.
+    let (va, vb) = unsafe {
+        (
+            embedding::elements(a.into_array_type() as *const pg_sys::varlena),
+            embedding::elements(b.into_array_type() as *const pg_sys::varlena),
+        )
     };
-    let a = query_arg(Some(a), "vector a");
-    if a.values.len() != b.0.len() {
+    let va = va.unwrap_or_else(|e| e.raise("vector a"));
+    let vb = vb.unwrap_or_else(|e| e.raise("vector b"));
+    if va.len() != vb.len() {
+        // Each argument's own fault first, then the pair's.
+        embedding::validate(va).unwrap_or_else(|e| e.raise("vector a"));
+        embedding::validate(vb).unwrap_or_else(|e| e.raise("vector b"));
         PgaError::invalid("cosine_similarity needs vectors of the same dimension")
-            .detail(format!("Vector a has {} elements, vector b has {}.", a.values.len(), b.0.len()))
+            .detail(format!("Vector a has {} elements, vector b has {}.", va.len(), vb.len()))
             .raise();
     }
-    // As find_similar_patterns computes it, with a as the query and b as a pattern.
-    cosine(&a, b.0, b.1)
+    // Three single-precision dot products; only when one is not finite or a norm is out of the
+    // safe range (a NaN, infinite or zero element, or extreme magnitudes) is the vector checked
+    // element by element and the product taken on the scaled vectors.
+    let (ab, aa, bb) = (kernel::dot(va, vb) as f64, kernel::dot(va, va) as f64, kernel::dot(vb, vb) as f64);
+    let safe = |n: f64| n.is_finite() && (1e-30..=1e30).contains(&n);
+    if ab.is_finite() && safe(aa) && safe(bb) {
+        return (ab / (aa.sqrt() * bb.sqrt())).clamp(-1.0, 1.0);
+    }
+    embedding::validate(va).unwrap_or_else(|e| e.raise("vector a"));
+    embedding::validate(vb).unwrap_or_else(|e| e.raise("vector b"));
+    cosine(&embedding::scaled(va), vb, embedding::kept_norm(vb))
 }
 
 /// The SIMD kernel this server's CPU runs (`avx2+fma` or `portable`).
