@@ -101,7 +101,8 @@ class Bench:
 
     def pgbench(self, scripts: dict[str, str], clients: int, seconds: int) -> dict[str, dict[str, float]]:
         """One pgbench run (-M prepared) with one script per variant, picked at random per
-        transaction, so the variants share the same minute. Returns per-variant latency and tps."""
+        transaction, so the variants share the same minute. Returns per-variant latency, tps and
+        transactions (the number of transactions of that script pgbench completed)."""
         workdir = HERE / "work"
         workdir.mkdir(exist_ok=True)
         args = [str(self.pg_bin / "pgbench"), "-n", "-M", "prepared", "-c", str(clients), "-j", str(clients),
@@ -124,6 +125,7 @@ class Bench:
                 result[current]["latency_ms"] = float(line.split("=")[1].split()[0])
             elif current and "transactions (" in line and "tps =" in line:
                 result[current]["tps"] = float(line.split("tps =")[1].rstrip(")").strip())
+                result[current]["transactions"] = int(line.lstrip("- ").split()[0])
         return result
 
 

@@ -80,4 +80,24 @@ def evaluate(results):
                   "(one core reading a 6 KiB vector from RAM: typically 0.25–0.3 µs)", None,
                   f"{n:.3f} µs: {n / 0.3:.1f}–{n / 0.25:.1f}× the typical floor"
                   + (f", {n / f:.1f}× this machine's ({f:.3f} µs)" if f else ""))
+    n = _median(results, "conversation_messages", "batch_ms", "native")
+    p = _median(results, "conversation_messages", "batch_ms", "plpgsql")
+    z = _median(results, "conversation_messages", "batch_ms", "none")
+    if n and p:
+        check("conversation message import: native ≥ 10× faster than the PL/pgSQL row trigger", p / n >= 10,
+              f"{p / n:.1f}× as fast ({n:.0f} ms vs {p:.0f} ms)")
+    if n and z:
+        check("conversation message import: native within 1.5× of no trigger", n / z <= 1.5,
+              f"{n / z:.2f}× ({n:.0f} ms vs {z:.0f} ms)")
+    for clients in (1, 4):
+        n = _median(results, "conversation_messages", f"c{clients}_latency_ms", "native")
+        p = _median(results, "conversation_messages", f"c{clients}_latency_ms", "plpgsql")
+        if n and p:
+            check(f"single conversation message, {clients} client{'s' if clients > 1 else ''}: native latency ≤ PL/pgSQL",
+                  n <= p, f"{n:.3f} ms vs {p:.3f} ms ({n / p:.2f}×)")
+    n = _median(results, "usage_metrics", "c8_latency_ms", "native")
+    p = _median(results, "usage_metrics", "c8_latency_ms", "plpgsql")
+    if n and p:
+        check("increment_usage_metrics, 8 clients: native latency ≤ PL/pgSQL", n <= p,
+              f"{n:.3f} ms vs {p:.3f} ms ({n / p:.2f}×)")
     return out
