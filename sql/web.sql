@@ -193,6 +193,12 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.optimization_history', '
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.a_b_tests', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.variant_assignments', '');
 
+-- A number in a beacon's JSON, or NULL when the beacon sent something else there: one malformed
+-- payload must not break the analytics of everyone.
+CREATE FUNCTION @extschema@._json_number(data jsonb, key text) RETURNS numeric
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN CASE WHEN jsonb_typeof(data -> key) = 'number' THEN (data ->> key)::numeric END;
+
 -- 002's views. They read as the extension owner, so each shows rows only to callers the web
 -- tables' read policies admit (_sees_web_analytics(): admin, ai_analysis, services).
 CREATE VIEW @extschema@.friction_points WITH (security_barrier) AS
@@ -230,7 +236,7 @@ SELECT us.session_id, us.landing_page, us.exit_page, us.exit_reason, us.duration
        count(DISTINCT CASE WHEN ie.event_type = 'hesitation' THEN ie.id END) AS hesitation_count,
        count(DISTINCT CASE WHEN ie.event_type = 'form_abandon' THEN ie.id END) AS form_abandon_count,
        count(DISTINCT CASE WHEN ie.event_type = 'form_submit' THEN ie.id END) AS form_submit_count,
-       max(CASE WHEN ie.event_type = 'scroll_depth' THEN (ie.event_data->>'percentage')::numeric END) AS max_scroll_depth,
+       max(CASE WHEN ie.event_type = 'scroll_depth' THEN @extschema@._json_number(ie.event_data, 'percentage') END) AS max_scroll_depth,
        array_agg(DISTINCT cf.funnel_name) AS funnels_entered
   FROM @extschema@.user_sessions us
   LEFT JOIN @extschema@.interaction_events ie ON us.session_id = ie.session_id
@@ -245,8 +251,8 @@ CREATE MATERIALIZED VIEW @extschema@.daily_friction_summary AS
 SELECT date(ie."timestamp" AT TIME ZONE 'UTC') AS date, ie.element_path, ie.event_type,
        count(*) AS event_count,
        count(DISTINCT ie.session_id) AS unique_sessions,
-       avg((ie.event_data->>'hesitation_ms')::numeric) AS avg_hesitation_ms,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY (ie.event_data->>'hesitation_ms')::numeric) AS median_hesitation_ms,
+       avg(@extschema@._json_number(ie.event_data, 'hesitation_ms')) AS avg_hesitation_ms,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY @extschema@._json_number(ie.event_data, 'hesitation_ms')) AS median_hesitation_ms,
        sum(CASE WHEN ie.event_type = 'form_abandon' THEN 1 ELSE 0 END) AS form_abandons,
        sum(CASE WHEN ie.event_type = 'form_submit' THEN 1 ELSE 0 END) AS form_submits
   FROM @extschema@.interaction_events ie
@@ -261,7 +267,7 @@ SELECT ie.component_id, ie.page_url,
        sum(CASE WHEN ie.event_type = 'click' THEN 1 ELSE 0 END) AS clicks,
        sum(CASE WHEN ie.event_type = 'rage_click' THEN 1 ELSE 0 END) AS rage_clicks,
        sum(CASE WHEN ie.event_type = 'hesitation' THEN 1 ELSE 0 END) AS hesitations,
-       avg((ie.event_data->>'hesitation_ms')::numeric) AS avg_hesitation_ms,
+       avg(@extschema@._json_number(ie.event_data, 'hesitation_ms')) AS avg_hesitation_ms,
        count(DISTINCT cf.session_id) AS conversions,
        min(ie."timestamp") AS first_seen,
        max(ie."timestamp") AS last_seen

@@ -187,14 +187,31 @@ static MESSAGE_INSERTED_ONE: Stmt = Stmt::new(
       WHERE id = $1",
     &[UUID, TIMESTAMPTZ],
 );
-/// The latest remaining message is the conversation's `last_message_at` (one index probe each).
+/// When the latest message goes, the latest remaining one becomes `last_message_at` (one index
+/// probe). A message inserted concurrently has already moved `last_message_at` past the deleted
+/// ones (the row lock serialises the two), so it is kept.
 static MESSAGES_DELETED: Stmt = Stmt::new(
-    "WITH d AS (SELECT conversation_id, count(*) AS n FROM old_rows GROUP BY conversation_id)
+    "WITH d AS (SELECT conversation_id, count(*) AS n, max(created_at) AS last FROM old_rows GROUP BY conversation_id)
      UPDATE @extschema@.conversations c
         SET message_count = greatest(c.message_count - d.n, 0),
-            last_message_at = (SELECT max(m.created_at) FROM @extschema@.conversation_messages m WHERE m.conversation_id = c.id)
+            last_message_at = CASE WHEN c.last_message_at IS NULL OR c.last_message_at <= d.last
+                                   THEN (SELECT max(m.created_at) FROM @extschema@.conversation_messages m
+                                          WHERE m.conversation_id = c.id)
+                                   ELSE c.last_message_at END
        FROM d
       WHERE c.id = d.conversation_id",
+    &[],
+);
+/// A statement's conversations, locked in id order before their counters are written: two
+/// statements over the same conversations then wait for each other instead of deadlocking.
+static LOCK_INSERTED: Stmt = Stmt::new(
+    "SELECT 1 FROM @extschema@.conversations
+      WHERE id IN (SELECT conversation_id FROM new_rows) ORDER BY id FOR NO KEY UPDATE",
+    &[],
+);
+static LOCK_DELETED: Stmt = Stmt::new(
+    "SELECT 1 FROM @extschema@.conversations
+      WHERE id IN (SELECT conversation_id FROM old_rows) ORDER BY id FOR NO KEY UPDATE",
     &[],
 );
 
@@ -221,6 +238,7 @@ fn conversation_messages_count(call: &TriggerCall) -> pg_sys::Datum {
         return statement_done();
     }
     let only = if inserted { call.only_transition_row(which) } else { None };
+    // One row, or rows of one conversation: nothing to order.
     match only.as_ref().and_then(|row| Some((row.get(call.column("conversation_id"))?, row.get(call.column("created_at"))))) {
         Some((conversation, created)) => {
             // SAFETY: a non-null uuid datum of the transition row, alive while `only` is.
@@ -232,6 +250,7 @@ fn conversation_messages_count(call: &TriggerCall) -> pg_sys::Datum {
             as_owner(|| {
                 Spi::connect_mut(|client| {
                     call.register_transition_tables();
+                    plans::run(client, if inserted { &LOCK_INSERTED } else { &LOCK_DELETED }, &[]);
                     plans::run(client, if inserted { &MESSAGES_INSERTED } else { &MESSAGES_DELETED }, &[]);
                 })
             });
@@ -317,29 +336,53 @@ fn increment_usage_metrics(
         PgaError::new(pgrx::PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE, "table usage_metrics is missing").raise()
     };
     let args = [tenant.into(), user.into(), date.into(), input.into(), output.into(), cost.into()];
-    as_owner_by_key(|| {
+    // The values are copied out of SPI's memory before it goes; the row is built afterwards, in
+    // the function's own memory context.
+    let row = as_owner_by_key(|| {
         plans::with(&UPSERT_USAGE, &args, |mut rows| {
             let row = rows.next().expect("an upsert returns its row");
-            let mut tuple = PgHeapTuple::new_composite_type_by_oid(typoid).expect("usage_metrics row type");
-            macro_rules! copy {
-                ($i:literal, $name:literal, $ty:ty) => {{
-                    let v: Option<$ty> = row.get::<$ty>($i).ok().flatten();
-                    tuple.set_by_name($name, v).unwrap_or_else(|e| panic!("pg_assistant: usage_metrics.{}: {e}", $name));
-                }};
+            UsageRow {
+                tenant_id: row.get(1).ok().flatten(),
+                user_id: row.get(2).ok().flatten(),
+                date: row.get(3).ok().flatten(),
+                message_count: row.get(4).ok().flatten(),
+                input_tokens: row.get(5).ok().flatten(),
+                output_tokens: row.get(6).ok().flatten(),
+                total_tokens: row.get(7).ok().flatten(),
+                estimated_cost: row.get::<pgrx::AnyNumeric>(8).ok().flatten().map(|n| n.to_string()),
+                created_at: row.get(9).ok().flatten(),
+                updated_at: row.get(10).ok().flatten(),
             }
-            copy!(1, "tenant_id", pgrx::Uuid);
-            copy!(2, "user_id", pgrx::Uuid);
-            copy!(3, "date", pgrx::datum::Date);
-            copy!(4, "message_count", i32);
-            copy!(5, "input_tokens", i64);
-            copy!(6, "output_tokens", i64);
-            copy!(7, "total_tokens", i64);
-            copy!(8, "estimated_cost", pgrx::AnyNumeric);
-            copy!(9, "created_at", pgrx::datum::TimestampWithTimeZone);
-            copy!(10, "updated_at", pgrx::datum::TimestampWithTimeZone);
-            tuple
         })
-    })
+    });
+    let mut tuple = PgHeapTuple::new_composite_type_by_oid(typoid).expect("usage_metrics row type");
+    let fail = |e: pgrx::datum::TryFromDatumError| -> ! { panic!("pg_assistant: usage_metrics row: {e}") };
+    tuple.set_by_name("tenant_id", row.tenant_id).unwrap_or_else(|e| fail(e));
+    tuple.set_by_name("user_id", row.user_id).unwrap_or_else(|e| fail(e));
+    tuple.set_by_name("date", row.date).unwrap_or_else(|e| fail(e));
+    tuple.set_by_name("message_count", row.message_count).unwrap_or_else(|e| fail(e));
+    tuple.set_by_name("input_tokens", row.input_tokens).unwrap_or_else(|e| fail(e));
+    tuple.set_by_name("output_tokens", row.output_tokens).unwrap_or_else(|e| fail(e));
+    tuple.set_by_name("total_tokens", row.total_tokens).unwrap_or_else(|e| fail(e));
+    let cost = row.estimated_cost.and_then(|c| pgrx::AnyNumeric::try_from(c.as_str()).ok());
+    tuple.set_by_name("estimated_cost", cost).unwrap_or_else(|e| fail(e));
+    tuple.set_by_name("created_at", row.created_at).unwrap_or_else(|e| fail(e));
+    tuple.set_by_name("updated_at", row.updated_at).unwrap_or_else(|e| fail(e));
+    tuple
+}
+
+/// One row of `usage_metrics`, as Rust values (nothing of it lives in SPI's memory).
+struct UsageRow {
+    tenant_id: Option<pgrx::Uuid>,
+    user_id: Option<pgrx::Uuid>,
+    date: Option<pgrx::datum::Date>,
+    message_count: Option<i32>,
+    input_tokens: Option<i64>,
+    output_tokens: Option<i64>,
+    total_tokens: Option<i64>,
+    estimated_cost: Option<String>,
+    created_at: Option<pgrx::datum::TimestampWithTimeZone>,
+    updated_at: Option<pgrx::datum::TimestampWithTimeZone>,
 }
 
 // ---- jobs ----------------------------------------------------------------------------------

@@ -17,6 +17,9 @@ fn user_sessions_duration(call: &TriggerCall) -> pg_sys::Datum {
     call.require(&BEFORE_WRITE, None);
     call.require_own_table(c"user_sessions");
     let new = call.new_tuple();
+    if crate::common::restore::loading_dump(call.relid()) {
+        return call.keep(new); // restored sessions carry their duration
+    }
     let exit = call.column("exit_page");
     let first_exit = call.get(new, exit).is_some()
         && match call.event() {
@@ -46,6 +49,9 @@ fn optimization_history_status(call: &TriggerCall) -> pg_sys::Datum {
     call.require(&BEFORE_WRITE, None);
     call.require_own_table(c"optimization_history");
     let new = call.new_tuple();
+    if crate::common::restore::loading_dump(call.relid()) {
+        return call.keep(new); // restored proposals carry their stamps
+    }
     let status_col = call.column("status");
     let text = |tuple: pg_sys::HeapTuple, col| {
         // SAFETY: a non-null text datum of this relation.

@@ -78,45 +78,49 @@ macro_rules! merge_insights {
 }
 
 /// A whole statement's events: `$1` now. Returns the sessions refused (of another customer).
+/// Three hash aggregates read the transition table (per session and tool, per customer and
+/// event type, and the latest events' sessions); everything else is built from their far fewer
+/// rows. No sort of the statement's rows.
 static SUMMARIZE_BATCH: Stmt = Stmt::new(
     concat!(
-        "WITH e AS (SELECT customer_id, session_id, event_type, tool_name, event_timestamp,
-                           business_impact IN ('high', 'critical') AS high
-                      FROM new_rows),
-              s AS (SELECT session_id, min(customer_id) AS customer_id, max(customer_id) AS last_customer,
-                           min(event_timestamp) AS started_at, max(event_timestamp) AS ended_at,
-                           count(*)::int AS n, (count(*) FILTER (WHERE high))::int AS hi,
-                           coalesce(array_agg(DISTINCT tool_name ORDER BY tool_name) FILTER (WHERE tool_name IS NOT NULL),
-                                    '{}') AS tools
-                      FROM e GROUP BY session_id),
+        "WITH st AS (SELECT session_id, tool_name, min(customer_id) AS customer_id, max(customer_id) AS last_customer,
+                            min(event_timestamp) AS started_at, max(event_timestamp) AS ended_at, count(*) AS n,
+                            count(*) FILTER (WHERE business_impact IN ('high', 'critical')) AS hi
+                       FROM new_rows GROUP BY session_id, tool_name),
+              s AS (SELECT session_id, min(customer_id) AS customer_id, max(last_customer) AS last_customer,
+                           min(started_at) AS started_at, max(ended_at) AS ended_at, sum(n)::int AS n, sum(hi)::int AS hi,
+                           coalesce(array_agg(tool_name ORDER BY tool_name) FILTER (WHERE tool_name IS NOT NULL), '{}') AS tools
+                      FROM st GROUP BY session_id),
               up AS (INSERT INTO @extschema@.behavior_sessions AS b
                             (session_id, customer_id, started_at, ended_at, event_count, high_impact_count,
                              tools_used, duration_seconds, created_at, updated_at)
-                     SELECT session_id, customer_id, started_at, ended_at, n, hi, tools, ",
-        seconds_between!("started_at", "ended_at"),
+                     SELECT s.session_id, s.customer_id, s.started_at, s.ended_at, s.n, s.hi, s.tools, ",
+        seconds_between!("s.started_at", "s.ended_at"),
         ", $1, $1
-                       FROM s WHERE customer_id = last_customer ORDER BY session_id
+                       FROM s WHERE s.customer_id = s.last_customer ORDER BY s.session_id
                      ON CONFLICT (session_id) DO UPDATE SET ",
         merge_session!(),
         "),
-              c AS (SELECT customer_id, count(*) AS n, count(*) FILTER (WHERE high) AS hi,
+              x AS (SELECT customer_id, event_type, count(*) AS n,
+                           count(*) FILTER (WHERE business_impact IN ('high', 'critical')) AS hi,
                            min(event_timestamp) AS first_at, max(event_timestamp) AS last_at
-                      FROM e GROUP BY customer_id),
-              t AS (SELECT customer_id, jsonb_object_agg(event_type, n) AS by_type
-                      FROM (SELECT customer_id, event_type, count(*) AS n FROM e GROUP BY customer_id, event_type) x
-                     GROUP BY customer_id),
-              l AS (SELECT DISTINCT ON (customer_id) customer_id, session_id
-                      FROM e ORDER BY customer_id, event_timestamp DESC, session_id DESC),
+                      FROM new_rows GROUP BY customer_id, event_type),
+              c AS (SELECT customer_id, sum(n)::bigint AS n, sum(hi)::bigint AS hi, min(first_at) AS first_at,
+                           max(last_at) AS last_at, jsonb_object_agg(event_type, n) AS by_type
+                      FROM x GROUP BY customer_id),
+              l AS (SELECT e.customer_id, max(e.session_id) AS session_id
+                      FROM new_rows e JOIN c ON c.customer_id = e.customer_id AND e.event_timestamp = c.last_at
+                     GROUP BY e.customer_id),
               ns AS (SELECT customer_id, count(*) FILTER (WHERE created)::int AS created FROM up GROUP BY customer_id),
               ins AS (INSERT INTO @extschema@.behavior_insights AS i
                              (customer_id, total_events, events_by_type, high_impact_events, session_count,
                               first_event_at, last_session_timestamp, last_session_id, days_since_last_activity,
                               created_at, updated_at)
-                      SELECT c.customer_id, c.n, t.by_type, c.hi, coalesce(ns.created, 0), c.first_at, c.last_at,
+                      SELECT c.customer_id, c.n, c.by_type, c.hi, coalesce(ns.created, 0), c.first_at, c.last_at,
                              l.session_id, ",
         days_since!("c.last_at"),
         ", $1, $1
-                        FROM c JOIN t USING (customer_id) JOIN l USING (customer_id) LEFT JOIN ns USING (customer_id)
+                        FROM c JOIN l USING (customer_id) LEFT JOIN ns USING (customer_id)
                        ORDER BY c.customer_id
                       ON CONFLICT (customer_id) DO UPDATE SET ",
         merge_insights!(
@@ -213,6 +217,8 @@ fn behavior_events_summarize(call: &TriggerCall) -> pg_sys::Datum {
         }
         None if call.transition_len(Transition::New) == 0 => None,
         None => as_owner(|| {
+            // Hash aggregates of a large statement in memory rather than in batches on disk.
+            crate::common::owner::set_local(c"work_mem", c"64MB");
             Spi::connect_mut(|client| {
                 call.register_transition_tables();
                 let mut rows = plans::run(client, &SUMMARIZE_BATCH, &[ts(now)]);

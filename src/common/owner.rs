@@ -42,7 +42,8 @@ pub fn as_owner_by_key<R>(f: impl FnOnce() -> R) -> R {
     owner_context(true, f)
 }
 
-fn set_local(name: &std::ffi::CStr, value: &std::ffi::CStr) {
+/// A setting for the rest of the current owner context (reverted when it ends).
+pub fn set_local(name: &std::ffi::CStr, value: &std::ffi::CStr) {
     // SAFETY: a plain GUC assignment saved in the current nest level.
     unsafe {
         pg_sys::set_config_option(

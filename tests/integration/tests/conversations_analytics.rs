@@ -42,14 +42,11 @@ fn fixture(test: &str) -> Fixture {
 
 /// Rows in which materialized view `view` differs from its own query run now: 0 when it is fresh.
 fn staleness(su: &mut Client, view: &str) -> i64 {
-    let def: String = su.query_one("SELECT pg_get_viewdef($1::regclass)", &[&view]).unwrap().get(0);
+    let def: String = su.query_one("SELECT pg_get_viewdef($1::text::regclass)", &[&view]).unwrap().get(0);
     let def = def.trim().trim_end_matches(';');
-    su.query_one(
-        &format!("SELECT count(*) FROM ((TABLE {view} EXCEPT ALL ({def})) UNION ALL (({def}) EXCEPT ALL TABLE {view})) d"),
-        &[],
-    )
-    .unwrap()
-    .get(0)
+    su.query_one(&format!("SELECT count(*) FROM ((TABLE {view} EXCEPT ALL ({def})) UNION ALL (({def}) EXCEPT ALL TABLE {view})) d"), &[])
+        .unwrap()
+        .get(0)
 }
 
 /// One application connection keeps writing (messages and feedback as alice, interaction events
@@ -59,7 +56,10 @@ fn staleness(su: &mut Client, view: &str) -> i64 {
 fn refresh_runs_while_applications_keep_writing() {
     let f = fixture("conv_mv_refresh");
     let mut su = f.db.superuser();
-    su.batch_execute(&format!("GRANT EXECUTE ON FUNCTION refresh_analytics_views() TO {SERVICE}")).unwrap();
+    su.batch_execute(&format!(
+        "GRANT EXECUTE ON FUNCTION refresh_analytics_views() TO {SERVICE}; GRANT SELECT, INSERT, UPDATE ON usage_metrics TO {SERVICE};"
+    ))
+    .unwrap();
     let done = Arc::new(AtomicBool::new(false));
 
     let writer = {
@@ -80,8 +80,11 @@ fn refresh_runs_while_applications_keep_writing() {
                     )
                     .unwrap()
                     .get(0);
-                tx.execute("INSERT INTO feedback (message_id, user_id, rating) VALUES ($1, $2, $3)", &[&id, &alice, &(if i % 3 == 0 { -1i16 } else { 1i16 })])
-                    .unwrap();
+                tx.execute(
+                    "INSERT INTO feedback (message_id, user_id, rating) VALUES ($1, $2, $3)",
+                    &[&id, &alice, &(if i % 3 == 0 { -1i16 } else { 1i16 })],
+                )
+                .unwrap();
                 tx.commit().unwrap();
                 let mut tx = with_claims(&mut app, beacon.clone());
                 tx.execute(
@@ -116,7 +119,7 @@ fn refresh_runs_while_applications_keep_writing() {
 
     let mut refresher = f.db.connect_as(SERVICE);
     let mut refreshes = 0;
-    while !done.load(Ordering::SeqCst) {
+    while !done.load(Ordering::SeqCst) && !writer.is_finished() {
         refresher.execute("SELECT refresh_analytics_views()", &[]).unwrap();
         refreshes += 1;
     }
@@ -155,10 +158,7 @@ fn refresh_runs_while_applications_keep_writing() {
 fn refresh_is_refused_for_ordinary_roles() {
     let f = fixture("conv_mv_refused");
     let mut su = f.db.superuser();
-    let granted: bool = su
-        .query_one("SELECT has_function_privilege($1, 'refresh_analytics_views()', 'EXECUTE')", &[&ROLE])
-        .unwrap()
-        .get(0);
+    let granted: bool = su.query_one("SELECT has_function_privilege($1, 'refresh_analytics_views()', 'EXECUTE')", &[&ROLE]).unwrap().get(0);
     if !granted {
         su.batch_execute(&format!("GRANT EXECUTE ON FUNCTION refresh_analytics_views() TO {ROLE}")).unwrap();
     }
@@ -210,7 +210,7 @@ fn every_materialized_view_has_a_unique_index_for_concurrent_refresh() {
         let usable: i64 = su
             .query_one(
                 "SELECT count(*) FROM pg_index i
-                  WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
+                  WHERE i.indrelid = $1::text::regclass AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
                     AND i.indexprs IS NULL",
                 &[view],
             )

@@ -47,9 +47,12 @@ fn conversations(c: &mut Client, f: &Fixture, user: Uuid, n: usize) -> Vec<Uuid>
     let mut tx = with_claims(c, user_claims(user));
     let ids = (0..n)
         .map(|i| {
-            tx.query_one("INSERT INTO conversations (tenant_id, user_id, title) VALUES ($1, $2, $3) RETURNING id", &[&f.tenant, &user, &format!("chat {i}")])
-                .unwrap()
-                .get(0)
+            tx.query_one(
+                "INSERT INTO conversations (tenant_id, user_id, title) VALUES ($1, $2, $3) RETURNING id",
+                &[&f.tenant, &user, &format!("chat {i}")],
+            )
+            .unwrap()
+            .get(0)
         })
         .collect();
     tx.commit().unwrap();
@@ -109,8 +112,10 @@ fn a_message_bumps_count_last_message_at_and_updated_at() {
             .get(0);
         let row = tx
             .query_one(
-                &format!("SELECT message_count, last_message_at::text, updated_at = now(), updated_at > created_at, ({UPDATED})
-                   FROM conversations WHERE id = $1"),
+                &format!(
+                    "SELECT message_count, last_message_at::text, updated_at = now(), updated_at > created_at, ({UPDATED})
+                   FROM conversations WHERE id = $1"
+                ),
                 &[&conv],
             )
             .unwrap();
@@ -147,10 +152,8 @@ fn a_100000_row_insert_select_rewrites_each_conversation_once() {
     let convs = conversations(&mut c, &f, me, 100);
     let mut tx = with_claims(&mut c, user_claims(me));
     let upd_before: i64 = tx.query_one(UPDATED, &[]).unwrap().get(0);
-    let ins_before: i64 = tx
-        .query_one("SELECT n_tup_ins FROM pg_stat_xact_user_tables WHERE relid = 'conversation_messages'::regclass", &[])
-        .unwrap()
-        .get(0);
+    let ins_before: i64 =
+        tx.query_one("SELECT n_tup_ins FROM pg_stat_xact_user_tables WHERE relid = 'conversation_messages'::regclass", &[]).unwrap().get(0);
     let started = std::time::Instant::now();
     let inserted = tx
         .execute(
@@ -287,8 +290,11 @@ fn concurrent_inserters_lose_nothing() {
             )
             .unwrap()
         } else {
-            c.execute("INSERT INTO conversation_messages (conversation_id, role, content) VALUES ($1, 'user', $2)", &[conv, &format!("c{client} m{i}")])
-                .unwrap()
+            c.execute(
+                "INSERT INTO conversation_messages (conversation_id, role, content) VALUES ($1, 'user', $2)",
+                &[conv, &format!("c{client} m{i}")],
+            )
+            .unwrap()
         }
     });
     assert_eq!(sent, 6 * (270 + 30 * 7));
@@ -305,6 +311,8 @@ fn concurrent_inserters_lose_nothing() {
 #[test]
 fn concurrent_batches_across_conversations_neither_deadlock_nor_lose_anything() {
     let f = fixture("conv_cnt_concurrent_batches", 4);
+    // Detect a deadlock quickly (the default waits a second for each).
+    f.db.superuser().batch_execute(&format!("ALTER DATABASE {} SET deadlock_timeout = '100ms'", f.db.name)).unwrap();
     let mut c = f.db.connect_as(ROLE);
     let convs = conversations(&mut c, &f, f.users[0], 10);
     let failures = Arc::new(std::sync::Mutex::new(Vec::new()));

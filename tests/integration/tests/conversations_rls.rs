@@ -107,7 +107,12 @@ fn count(tx: &mut Transaction<'_>, sql: &str) -> i64 {
 
 /// Runs `sql` in its own transaction with `claims`; the error (rolled back) or the row count
 /// (committed).
-fn run(c: &mut Client, claims: serde_json::Value, sql: &str, params: &[&(dyn pg_assistant_integration::postgres::types::ToSql + Sync)]) -> Result<u64, Error> {
+fn run(
+    c: &mut Client,
+    claims: serde_json::Value,
+    sql: &str,
+    params: &[&(dyn pg_assistant_integration::postgres::types::ToSql + Sync)],
+) -> Result<u64, Error> {
     let mut tx = with_claims(c, claims);
     match tx.execute(sql, params) {
         Ok(n) => {
@@ -121,7 +126,12 @@ fn run(c: &mut Client, claims: serde_json::Value, sql: &str, params: &[&(dyn pg_
     }
 }
 
-fn must_fail(c: &mut Client, claims: serde_json::Value, sql: &str, params: &[&(dyn pg_assistant_integration::postgres::types::ToSql + Sync)]) -> Error {
+fn must_fail(
+    c: &mut Client,
+    claims: serde_json::Value,
+    sql: &str,
+    params: &[&(dyn pg_assistant_integration::postgres::types::ToSql + Sync)],
+) -> Error {
     let err = run(c, claims, sql, params).err().unwrap_or_else(|| panic!("succeeded but must not: {sql}"));
     assert_server_alive();
     err
@@ -163,15 +173,10 @@ fn reads_show_only_the_callers_tenant() {
         want.sort();
         assert_eq!(uuids(&mut tx, "SELECT id FROM conversations"), want, "conversations seen by {me}");
         for table in ["conversations", "conversation_messages", "feedback", "usage_metrics", "current_day_usage"] {
-            let tenants: Vec<Uuid> = tx
-                .query(&format!("SELECT DISTINCT tenant_id FROM {table}"), &[])
-                .unwrap()
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
+            let tenants: Vec<Uuid> =
+                tx.query(&format!("SELECT DISTINCT tenant_id FROM {table}"), &[]).unwrap().iter().map(|r| r.get(0)).collect();
             assert_eq!(tenants, vec![tenant], "{table} as {me}");
-            let leaked: i64 =
-                tx.query_one(&format!("SELECT count(*) FROM {table} WHERE tenant_id = $1"), &[&other]).unwrap().get(0);
+            let leaked: i64 = tx.query_one(&format!("SELECT count(*) FROM {table} WHERE tenant_id = $1"), &[&other]).unwrap().get(0);
             assert_eq!(leaked, 0, "{table} shows the other tenant's rows to {me}");
         }
         let messages = count(&mut tx, "SELECT count(*) FROM conversation_messages");
@@ -185,7 +190,10 @@ fn reads_show_only_the_callers_tenant() {
             .query_one(
                 "SELECT count(*) FROM conversation_messages m JOIN conversations c ON c.id = m.conversation_id
                   WHERE c.id = $1 OR m.id = $2",
-                &[&if tenant == f.tenant_a { f.bob_conv } else { f.alice_conv }, &if tenant == f.tenant_a { f.bob_msg } else { f.alice_msg }],
+                &[
+                    &if tenant == f.tenant_a { f.bob_conv } else { f.alice_conv },
+                    &if tenant == f.tenant_a { f.bob_msg } else { f.alice_msg },
+                ],
             )
             .unwrap()
             .get(0);
@@ -231,6 +239,9 @@ fn writes_into_the_other_tenant_are_refused_and_reveal_nothing() {
     let sql = "INSERT INTO conversation_messages (conversation_id, user_id, role, content) VALUES ($1, $2, 'assistant', 'intrusion')";
     let err = must_fail(&mut c, alice.clone(), sql, &[&f.bob_conv, &f.alice]);
     assert_bare_rls_error(&err, "conversation_messages", &f, sql);
+    // In her own tenant, a message in a colleague's name: refused too.
+    let err = must_fail(&mut c, alice.clone(), sql, &[&f.alice_conv, &f.amy]);
+    assert_eq!(sqlstate(&err), "42501", "{err:?}");
     // A batch that mixes her conversation with his is refused whole.
     let sql = "INSERT INTO conversation_messages (conversation_id, role, content)
                SELECT unnest(ARRAY[$1::uuid, $2::uuid, $1::uuid]), 'user', 'batch'";
@@ -370,7 +381,8 @@ fn rows_never_move_between_tenants_and_counters_are_not_the_users() {
 
     // What the user may do with her own conversation: rename, archive, delete it.
     let mut tx = with_claims(&mut c, alice.clone());
-    let before: i64 = tx.query_one("SELECT extract(epoch FROM updated_at)::bigint FROM conversations WHERE id = $1", &[&f.alice_conv2]).unwrap().get(0);
+    let before: i64 =
+        tx.query_one("SELECT extract(epoch FROM updated_at)::bigint FROM conversations WHERE id = $1", &[&f.alice_conv2]).unwrap().get(0);
     assert_eq!(tx.execute("UPDATE conversations SET title = 'renamed', is_archived = true WHERE id = $1", &[&f.alice_conv2]).unwrap(), 1);
     let bumped: bool = tx.query_one("SELECT updated_at = now() FROM conversations WHERE id = $1", &[&f.alice_conv2]).unwrap().get(0);
     assert!(bumped, "updated_at follows an update (was {before})");
@@ -411,7 +423,10 @@ fn feedback_only_on_own_tenant_messages_and_only_as_oneself() {
     let mut tx = with_claims(&mut c, alice.clone());
     let (id, tenant): (Uuid, Uuid) = {
         let r = tx
-            .query_one("INSERT INTO feedback (message_id, user_id, rating, comment) VALUES ($1, $2, -1, 'meh') RETURNING id, tenant_id", &[&f.alice_msg, &f.alice])
+            .query_one(
+                "INSERT INTO feedback (message_id, user_id, rating, comment) VALUES ($1, $2, -1, 'meh') RETURNING id, tenant_id",
+                &[&f.alice_msg, &f.alice],
+            )
             .unwrap();
         (r.get(0), r.get(1))
     };
@@ -419,17 +434,30 @@ fn feedback_only_on_own_tenant_messages_and_only_as_oneself() {
     tx.commit().unwrap();
 
     // Only as herself.
-    let err = must_fail(&mut c, alice.clone(), "INSERT INTO feedback (message_id, user_id, rating) VALUES ($1, $2, 1)", &[&f.alice_msg, &f.bob]);
+    let err =
+        must_fail(&mut c, alice.clone(), "INSERT INTO feedback (message_id, user_id, rating) VALUES ($1, $2, 1)", &[&f.alice_msg, &f.bob]);
     assert_eq!(sqlstate(&err), "42501", "{err:?}");
-    let err = must_fail(&mut c, alice.clone(), "INSERT INTO feedback (message_id, user_id, rating) VALUES ($1, $2, 1)", &[&f.alice_conv2, &f.alice]);
+    let err = must_fail(
+        &mut c,
+        alice.clone(),
+        "INSERT INTO feedback (message_id, user_id, rating) VALUES ($1, $2, 1)",
+        &[&f.alice_conv2, &f.alice],
+    );
     assert_eq!(sqlstate(&err), "23503", "feedback on a message that does not exist: {err:?}");
     // amy rated this message already as herself (fixture); a second rating by her is a duplicate.
-    let err = must_fail(&mut c, amy.clone(), "INSERT INTO feedback (message_id, user_id, rating) VALUES ($1, $2, 1)", &[&f.alice_msg, &f.amy]);
+    let err =
+        must_fail(&mut c, amy.clone(), "INSERT INTO feedback (message_id, user_id, rating) VALUES ($1, $2, 1)", &[&f.alice_msg, &f.amy]);
     assert_eq!(sqlstate(&err), "23505", "{err:?}");
     // In alice's name, by amy: refused.
-    let err = must_fail(&mut c, amy.clone(), "INSERT INTO feedback (message_id, user_id, rating) VALUES ($1, $2, 1)", &[&f.alice_msg, &f.alice]);
+    let err =
+        must_fail(&mut c, amy.clone(), "INSERT INTO feedback (message_id, user_id, rating) VALUES ($1, $2, 1)", &[&f.alice_msg, &f.alice]);
     assert!(["42501", "23505"].contains(&sqlstate(&err).as_str()), "{err:?}");
-    let err = must_fail(&mut c, alice.clone(), "INSERT INTO feedback (message_id, user_id, rating) VALUES ($1, $2, 0)", &[&f.alice_msg, &f.alice]);
+    let err = must_fail(
+        &mut c,
+        alice.clone(),
+        "INSERT INTO feedback (message_id, user_id, rating) VALUES ($1, $2, 0)",
+        &[&f.alice_msg, &f.alice],
+    );
     assert!(["23514", "23505"].contains(&sqlstate(&err).as_str()), "{err:?}");
 
     // A tenant_id other than the message's.
@@ -519,7 +547,10 @@ fn admin_and_service_role_see_and_write_every_tenant() {
             assert_eq!(ft, tenant);
         }
         let conv: Uuid = tx
-            .query_one("INSERT INTO conversations (tenant_id, user_id, title) VALUES ($1, $2, $3) RETURNING id", &[&f.tenant_b, &f.bob, &role])
+            .query_one(
+                "INSERT INTO conversations (tenant_id, user_id, title) VALUES ($1, $2, $3) RETURNING id",
+                &[&f.tenant_b, &f.bob, &role],
+            )
             .unwrap()
             .get(0);
         assert_eq!(tx.execute("UPDATE conversations SET title = 'by ' || $2 WHERE id = $1", &[&f.bob_conv, &role]).unwrap(), 1);

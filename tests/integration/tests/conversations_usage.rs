@@ -65,9 +65,8 @@ struct Fixture {
 fn fixture(test: &str) -> Fixture {
     let db = TestDb::supabase_like(test, &[ROLE]);
     let mut su = db.superuser();
-    let mut tenant = |slug: &str| -> Uuid {
-        su.query_one("INSERT INTO tenants (name, slug) VALUES ($1, $1) RETURNING id", &[&slug]).unwrap().get(0)
-    };
+    let mut tenant =
+        |slug: &str| -> Uuid { su.query_one("INSERT INTO tenants (name, slug) VALUES ($1, $1) RETURNING id", &[&slug]).unwrap().get(0) };
     let (tenant_a, tenant_b) = (tenant("use-a"), tenant("use-b"));
     let mut member = |t: Uuid, email: &str| -> Uuid {
         let id = Uuid::new_v4();
@@ -107,8 +106,11 @@ fn one_connection_records_usage_many_times() {
     let _serial = Serial::start();
     let f = fixture("conv_use_one_connection");
     let mut c = f.db.connect_as(ROLE);
-    c.execute("SELECT set_config('request.jwt.claims', $1, false)", &[&json!({ "sub": f.alice.to_string(), "role": "authenticated" }).to_string()])
-        .unwrap();
+    c.execute(
+        "SELECT set_config('request.jwt.claims', $1, false)",
+        &[&json!({ "sub": f.alice.to_string(), "role": "authenticated" }).to_string()],
+    )
+    .unwrap();
     let call = c.prepare(CALL).unwrap();
     for n in 1..=10i32 {
         let row = c
@@ -219,10 +221,7 @@ fn ordinary_callers_record_only_their_own_usage() {
     let mut su = f.db.superuser();
     su.batch_execute(&format!("GRANT USAGE ON SCHEMA public TO {SERVICE}; GRANT SELECT ON usage_metrics TO {SERVICE};")).unwrap();
     let granted: bool = su
-        .query_one(
-            "SELECT has_function_privilege($1, 'increment_usage_metrics(uuid, uuid, date, int, int, numeric)', 'EXECUTE')",
-            &[&ROLE],
-        )
+        .query_one("SELECT has_function_privilege($1, 'increment_usage_metrics(uuid, uuid, date, int, int, numeric)', 'EXECUTE')", &[&ROLE])
         .unwrap()
         .get(0);
     assert!(granted, "the application role holds EXECUTE (Supabase-style default privileges)");
