@@ -49,6 +49,24 @@ SELECT reset_weekly_limits() >= 0;
 SQL
 )
 check "a smoke of identity and chat (counts 1,1, no drift, jobs run)" test "$(echo "$smoke" | tail -2 | paste -sd' ')" = "1,1,0 t"
+smoke=$(psql -At <<'SQL'
+INSERT INTO behavior_events (customer_id, session_id, event_type, business_impact) VALUES ('c', 's', 'click', 'high'), ('c', 's', 'view', 'low');
+SELECT total_events || ',' || high_impact_events || ',' || session_count FROM behavior_insights;
+INSERT INTO behavior_patterns (user_id, trigger, trigger_embedding, final_outcome)
+VALUES ('e0000000-0000-4000-8000-000000000001', 'deb', '{1,0,0}', 'success');
+SELECT trigger || ',' || similarity FROM find_similar_patterns('{1,0,0}', 0.5, 5);
+UPDATE profiles SET tenant_id = (SELECT id FROM tenants);
+INSERT INTO conversations (id, tenant_id, user_id) SELECT 'c0000000-0000-4000-8000-000000000001', id, 'e0000000-0000-4000-8000-000000000001' FROM tenants;
+INSERT INTO conversation_messages (conversation_id, role, content) VALUES ('c0000000-0000-4000-8000-000000000001', 'user', 'hi');
+SELECT message_count FROM conversations;
+SELECT total_tokens FROM increment_usage_metrics((SELECT id FROM tenants), 'e0000000-0000-4000-8000-000000000001', current_date, 2, 3, 0);
+INSERT INTO user_sessions (session_id, landing_page, exit_page) VALUES ('w', '/', '/bye');
+SELECT duration_seconds FROM user_sessions;
+SELECT refresh_analytics_views() IS NULL;
+SQL
+)
+check "a smoke of behavior, conversations and web (2,1,1; deb,1; 1; 5; 0; refreshed)" \
+    test "$(echo "$smoke" | paste -sd' ')" = "2,1,1 deb,1 1 5 0 t"
 check "DROP EXTENSION is refused while tables hold rows" bash -c "! sudo -H -u postgres $bin/psql -X -q -h 127.0.0.1 -p $port -U postgres -d postgres -c 'DROP EXTENSION pg_assistant' 2>/dev/null"
 check "DROP EXTENSION with pg_assistant.allow_drop_with_data" \
     psql -c "SET pg_assistant.allow_drop_with_data = on" -c "DROP EXTENSION pg_assistant" -c "DROP EXTENSION citext"
