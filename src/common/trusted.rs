@@ -102,54 +102,65 @@ pub fn require_trusted_triggers_now() {
 }
 
 fn verify_table(relid: pg_sys::Oid) {
-    // SAFETY: the relation is opened (and locked, as the statement that follows will) for the
-    // duration of the inspection; trigdesc belongs to its relcache entry.
-    unsafe {
+    // The triggers are copied out before anything else is looked up: a catalog lookup may accept
+    // invalidation messages, which can rebuild the relation's trigger descriptor under us.
+    // SAFETY: the relation is opened (and locked, as the statement that follows will) while its
+    // trigdesc is copied; nothing in between accepts invalidations.
+    let (table, triggers) = unsafe {
         let rel = pg_sys::relation_open(relid, pg_sys::AccessShareLock as i32);
         let trigdesc = (*rel).trigdesc;
-        let untrusted = if trigdesc.is_null() {
-            None
+        let triggers: Vec<TriggerFacts> = if trigdesc.is_null() {
+            Vec::new()
         } else {
-            let triggers = std::slice::from_raw_parts((*trigdesc).triggers, (*trigdesc).numtriggers as usize);
-            triggers.iter().find(|t| !trusted(t)).map(|t| {
-                (
-                    CStr::from_ptr(t.tgname).to_string_lossy().into_owned(),
-                    describe_function(t.tgfoid),
-                    !t.tgqual.is_null(),
-                )
-            })
+            std::slice::from_raw_parts((*trigdesc).triggers, (*trigdesc).numtriggers as usize)
+                .iter()
+                .map(|t| TriggerFacts {
+                    name: CStr::from_ptr(t.tgname).to_string_lossy().into_owned(),
+                    function: t.tgfoid,
+                    internal: t.tgisinternal,
+                    has_when: !t.tgqual.is_null(),
+                })
+                .collect()
         };
         let table = qualified_name(rel);
         pg_sys::relation_close(rel, pg_sys::NoLock as i32);
-        if let Some((trigger, function, has_when)) = untrusted {
-            let why = if has_when {
-                format!("Trigger \"{trigger}\" has a WHEN condition; it calls {function}.")
-            } else {
-                format!(
-                    "Trigger \"{trigger}\" calls {function}, which is neither pg_assistant's nor a superuser's with a pinned search_path."
-                )
-            };
-            PgaError::new(
-                INSUFFICIENT_PRIVILEGE,
-                format!("pg_assistant will not act as the extension owner: table {table} has trigger \"{trigger}\" that it does not trust"),
-            )
-            .detail(format!("{why} pg_assistant's own statements run with the owner's privileges, and so would the trigger."))
-            .hint(format!(
-                "Drop it (DROP TRIGGER {} ON {table}), or have a superuser own its function and pin it: ALTER FUNCTION ... SET search_path = ''.",
-                quote(&trigger)
-            ))
-            .raise();
-        }
-    }
+        (table, triggers)
+    };
+    let Some(t) = triggers.iter().find(|t| !trusted(t)) else { return };
+    let function = describe_function(t.function);
+    let why = if t.has_when {
+        format!("Trigger \"{}\" has a WHEN condition; it calls {function}.", t.name)
+    } else {
+        format!(
+            "Trigger \"{}\" calls {function}, which is neither pg_assistant's nor a superuser's with a pinned search_path.",
+            t.name
+        )
+    };
+    PgaError::new(
+        INSUFFICIENT_PRIVILEGE,
+        format!("pg_assistant will not act as the extension owner: table {table} has trigger \"{}\" that it does not trust", t.name),
+    )
+    .detail(format!("{why} pg_assistant's own statements run with the owner's privileges, and so would the trigger."))
+    .hint(format!(
+        "Drop it (DROP TRIGGER {} ON {table}), or have a superuser own its function and pin it: ALTER FUNCTION ... SET search_path = ''.",
+        quote(&t.name)
+    ))
+    .raise();
 }
 
-/// # Safety
-/// `t` must be a trigger of an open relation's trigdesc.
-unsafe fn trusted(t: &pg_sys::Trigger) -> bool {
-    if t.tgisinternal {
+/// What the verdict needs of one trigger, copied out of the relcache.
+struct TriggerFacts {
+    name: String,
+    function: pg_sys::Oid,
+    internal: bool,
+    has_when: bool,
+}
+
+fn trusted(t: &TriggerFacts) -> bool {
+    if t.internal {
         return true;
     }
-    t.tgqual.is_null() && trusted_function(t.tgfoid)
+    !t.has_when && trusted_function(t.function)
 }
 
 fn trusted_function(function: pg_sys::Oid) -> bool {
