@@ -19,7 +19,8 @@ deb_version=$(dpkg-query -W -f='${Version}' postgresql-15 2>/dev/null)
 echo "Debian postgresql-15 $deb_version"
 
 bash scripts/package.sh pg15 || { failed=1; finish; }
-deb=$(ls target/package/postgresql-15-pg-assistant_*.deb | head -1)
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
+deb=target/package/postgresql-15-pg-assistant_${version}-1_amd64.deb   # not an older build's
 files=$(dpkg-deb -c "$deb" | awk '{print substr($6, 2)}' | grep -v '/$')
 
 check "the package installs with apt-get" \
@@ -62,11 +63,11 @@ SELECT message_count FROM conversations;
 SELECT total_tokens FROM increment_usage_metrics((SELECT id FROM tenants), 'e0000000-0000-4000-8000-000000000001', current_date, 2, 3, 0);
 INSERT INTO user_sessions (session_id, landing_page, exit_page) VALUES ('w', '/', '/bye');
 SELECT duration_seconds FROM user_sessions;
-SELECT refresh_analytics_views() IS NULL;
+SELECT 'refreshed' FROM (SELECT refresh_analytics_views()) r;
 SQL
 )
 check "a smoke of behavior, conversations and web (2,1,1; deb,1; 1; 5; 0; refreshed)" \
-    test "$(echo "$smoke" | paste -sd' ')" = "2,1,1 deb,1 1 5 0 t"
+    test "$(echo "$smoke" | paste -sd' ')" = "2,1,1 deb,1 1 5 0 refreshed"
 check "DROP EXTENSION is refused while tables hold rows" bash -c "! sudo -H -u postgres $bin/psql -X -q -h 127.0.0.1 -p $port -U postgres -d postgres -c 'DROP EXTENSION pg_assistant' 2>/dev/null"
 check "DROP EXTENSION with pg_assistant.allow_drop_with_data" \
     psql -c "SET pg_assistant.allow_drop_with_data = on" -c "DROP EXTENSION pg_assistant" -c "DROP EXTENSION citext"
