@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# pgvector for the similarity benchmark only (it is never a dependency of pg_assistant):
+# pgvector for the similarity benchmark and the migration test's old databases only (it is never a
+# dependency of pg_assistant):
 #   bash bench/pgvector.sh PG_CONFIG
 # Builds Debian trixie's source package of pgvector (0.8.0) for the PostgreSQL of PG_CONFIG and
 # installs it there. Idempotent, and instant when that PostgreSQL already has pgvector.

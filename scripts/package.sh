@@ -37,6 +37,7 @@ for major in "${majors[@]}"; do
     install -d "$root/usr/share/postgresql/$num/extension" "$root/usr/share/doc/$name"
     install -m 0644 "$extdir"/pg_assistant* "$root/usr/share/postgresql/$num/extension/"
     install -m 0644 README.md "$root/usr/share/doc/$name/README.md"
+    install -m 0644 migrate/pg_assistant_migrate.sql docs/migrating.md "$root/usr/share/doc/$name/"
     printf 'pg_assistant %s\nLicense: MIT\n' "$version" >"$root/usr/share/doc/$name/copyright"
     install -d "$root/DEBIAN"
     cat >"$root/DEBIAN/control" <<CONTROL
@@ -62,6 +63,7 @@ CONTROL
     install -D -m 0644 "$lib" "$tarroot/lib/pg_assistant.so"
     install -d "$tarroot/extension"
     install -m 0644 "$extdir"/pg_assistant* "$tarroot/extension/"
+    install -m 0644 migrate/pg_assistant_migrate.sql docs/migrating.md "$tarroot/"
     cat >"$tarroot/INSTALL" <<INSTALL
 pg_assistant $version for PostgreSQL $num (built against $built_against), $arch.
 

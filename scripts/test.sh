@@ -2,7 +2,8 @@
 # The whole test suite on every supported major (or the majors given as arguments):
 #   1. #[pg_test] unit tests       (cargo pgrx test, server run as postgres)
 #   2. pg_regress golden files     (tests/pg_regress, the `cargo pgrx regress` layout)
-#   3. client integration tests    (tests/integration: several connections, real roles)
+#   3. client integration tests    (tests/integration: several connections, real roles, the
+#                                   migration from the PL/pgSQL schema with pgvector)
 #   4. the package install test    (pg15 only: the .deb on Debian's own postgresql-15, as root)
 # Ends with one line per major: "pgNN: N passed, M failed".
 set -uo pipefail
@@ -61,6 +62,8 @@ for major in "${majors[@]}"; do
         [[ -f "$results/regression.diffs" ]] && cp "$results/regression.diffs" "$out/regression.diffs"
         tally regress $rc "$(regress_counts "$out/regress.log")"
 
+        # pgvector, for the old databases the migration test builds (004's VECTOR column)
+        bash bench/pgvector.sh "$pg_config" >>"$out/install.log" 2>&1
         PGA_TEST_HOST=127.0.0.1 PGA_TEST_PORT=$port PGA_TEST_BINDIR=$bin PGA_TEST_MAJOR=$num \
             cargo test --no-fail-fast --manifest-path tests/integration/Cargo.toml -- --test-threads=4 >"$out/integration.log" 2>&1; rc=$?
         tally integration $rc "$(cargo_counts "$out/integration.log")"
