@@ -25,8 +25,9 @@ files=$(dpkg-deb -c "$deb" | awk '{print substr($6, 2)}' | grep -v '/$')
 
 check "the package installs with apt-get" \
     env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "./$deb"
-check "its files are in Debian's paths" \
-    test -f /usr/lib/postgresql/15/lib/pg_assistant.so -a -f /usr/share/postgresql/15/extension/pg_assistant.control
+check "its files are in Debian's paths (with the migration script in its doc dir)" \
+    test -f /usr/lib/postgresql/15/lib/pg_assistant.so -a -f /usr/share/postgresql/15/extension/pg_assistant.control \
+    -a -f /usr/share/doc/postgresql-15-pg-assistant/pg_assistant_migrate.sql
 
 data="$PGA_CACHE/run/deb15"; port=5499
 as_postgres "$bin/pg_ctl" -D "$data" -m immediate stop >/dev/null 2>&1

@@ -362,6 +362,13 @@ fn platform_database_moves_without_losing_a_row() {
     let db = LegacyDb::build("migrate_platform", PLATFORM);
     let out = db.migrate(&["dry_run=off"]);
     assert!(out.ok, "migration failed:\n{}\n{}", out.stdout, out.stderr);
+    // the anomalies of tests/legacy/README.md, counted: P1 + P2 (7 counts; P2's last_message_at
+    // with them), P3 (2 more last_message_at), P4 (3 durations)
+    assert_eq!(out.rows("repaired", "counters (profiles, sessions, conversations)"), Some(7), "{}", out.stdout);
+    assert_eq!(out.rows("repaired", "conversations.last_message_at"), Some(2), "{}", out.stdout);
+    assert_eq!(out.rows("derived", "user_sessions.duration_seconds"), Some(3), "{}", out.stdout);
+    assert!(out.has("ACTION NEEDED", "view public.open_conversations"), "{}", out.stdout);
+    assert!(out.has("not carried over", "users.last_login_at"), "{}", out.stdout);
     let mut c = db.client();
     let leg = "legacy_plpgsql";
     same_rows(&mut c, &format!("{leg}.tenants"), "public.tenants", "id", &[]);
