@@ -207,6 +207,21 @@ static SESSIONS_UPDATED: Stmt = Stmt::new(
     ),
     &[TIMESTAMPTZ, TIMESTAMPTZ, TIMESTAMPTZ],
 );
+/// A statement's profiles, locked in id order before their counters are written: two
+/// statements over the same profiles then wait for each other instead of deadlocking.
+static LOCK_PROFILES_INSERTED: Stmt = Stmt::new(
+    "SELECT 1 FROM @extschema@.profiles WHERE id IN (SELECT user_id FROM new_rows) ORDER BY id FOR NO KEY UPDATE",
+    &[],
+);
+static LOCK_PROFILES_UPDATED: Stmt = Stmt::new(
+    "SELECT 1 FROM @extschema@.profiles
+      WHERE id IN (SELECT user_id FROM new_rows UNION SELECT user_id FROM old_rows) ORDER BY id FOR NO KEY UPDATE",
+    &[],
+);
+static LOCK_PROFILES_DELETED: Stmt = Stmt::new(
+    "SELECT 1 FROM @extschema@.profiles WHERE id IN (SELECT user_id FROM old_rows) ORDER BY id FOR NO KEY UPDATE",
+    &[],
+);
 static SESSIONS_DELETED: Stmt = Stmt::new(
     profile_counts_sql!("SELECT user_id, 0, -1, completed_at FROM old_rows WHERE is_completed"),
     &[TIMESTAMPTZ, TIMESTAMPTZ, TIMESTAMPTZ],
@@ -243,10 +258,10 @@ fn sessions_count_completions(call: &TriggerCall) -> pg_sys::Datum {
     if loading_dump(call.relid()) {
         return statement_done(); // restored profiles carry their counters
     }
-    let stmt = match call.event() {
-        Event::Insert => &SESSIONS_INSERTED,
-        Event::Update => &SESSIONS_UPDATED,
-        _ => &SESSIONS_DELETED,
+    let (lock, stmt) = match call.event() {
+        Event::Insert => (&LOCK_PROFILES_INSERTED, &SESSIONS_INSERTED),
+        Event::Update => (&LOCK_PROFILES_UPDATED, &SESSIONS_UPDATED),
+        _ => (&LOCK_PROFILES_DELETED, &SESSIONS_DELETED),
     };
     let check_limit = call.event() == Event::Insert;
     let now = time::now();
@@ -290,6 +305,7 @@ fn sessions_count_completions(call: &TriggerCall) -> pg_sys::Datum {
         None => as_owner(|| {
             Spi::connect_mut(|client| {
                 call.register_transition_tables();
+                plans::run(client, lock, &[]);
                 let rows = plans::run(client, stmt, &[ts(now), ts(time::week_start(now)), ts(time::next_week_start(now))]);
                 over_limit(rows)
             })
@@ -505,6 +521,17 @@ static MESSAGES_DELETED: Stmt = Stmt::new(
     &[],
 );
 
+/// A statement's sessions, locked in id order before their counts are written (no deadlock
+/// between statements over the same sessions in different orders).
+static LOCK_SESSIONS_INSERTED: Stmt = Stmt::new(
+    "SELECT 1 FROM @extschema@.sessions WHERE id IN (SELECT session_id FROM new_rows) ORDER BY id FOR NO KEY UPDATE",
+    &[],
+);
+static LOCK_SESSIONS_DELETED: Stmt = Stmt::new(
+    "SELECT 1 FROM @extschema@.sessions WHERE id IN (SELECT session_id FROM old_rows) ORDER BY id FOR NO KEY UPDATE",
+    &[],
+);
+
 /// [`message_counts_sql`] for one session by primary key: `$2` and `$3` are added to the main
 /// and helper counts (negative for deletes).
 static MESSAGE_COUNTS_ONE: Stmt = Stmt::new(
@@ -595,6 +622,7 @@ fn messages_count(call: &TriggerCall) -> pg_sys::Datum {
         None => as_owner(|| {
             Spi::connect_mut(|client| {
                 call.register_transition_tables();
+                plans::run(client, if inserted { &LOCK_SESSIONS_INSERTED } else { &LOCK_SESSIONS_DELETED }, &[]);
                 let stmt = if inserted { &MESSAGES_INSERTED } else { &MESSAGES_DELETED };
                 let rows = plans::run(client, stmt, &[]);
                 completed_session(rows)

@@ -4,7 +4,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
-use pg_assistant_integration::{assert_server_alive, message, sqlstate, TestDb};
+use pg_assistant_integration::{assert_server_alive, message, postgres, sqlstate, TestDb};
 use uuid::Uuid;
 
 fn seed(db: &TestDb, users: usize, sessions_per_user: usize) -> Vec<(Uuid, Uuid)> {
@@ -220,4 +220,111 @@ fn concurrent_idempotent_retries_count_once() {
     let count: i32 = db.superuser().query_one("SELECT message_count_main FROM sessions", &[]).unwrap().get(0);
     assert_eq!(count, 50);
     assert_eq!(drifted(&db), 0);
+}
+
+/// Runs `op(connection, client number, random)` `rounds` times from each of `clients` superuser
+/// connections at once (deadlocks detected after 100 ms); returns the failures as
+/// "SQLSTATE: message".
+fn race_batches(
+    db: &TestDb,
+    clients: u64,
+    rounds: u64,
+    op: fn(&mut postgres::Client, u64, u64) -> Result<u64, postgres::Error>,
+) -> Vec<String> {
+    db.superuser().batch_execute(&format!("ALTER DATABASE {} SET deadlock_timeout = '100ms'", db.name)).unwrap();
+    let barrier = Arc::new(Barrier::new(clients as usize));
+    let handles: Vec<_> = (0..clients)
+        .map(|client| {
+            let mut c = db.superuser();
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                barrier.wait();
+                let mut x = client * 7919 + 13;
+                let mut failures = Vec::new();
+                for _ in 0..rounds {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    if let Err(e) = op(&mut c, client, x) {
+                        failures.push(format!("{}: {}", sqlstate(&e), message(&e)));
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+}
+
+/// Batches that span several sessions, in different orders, from several clients at once (an
+/// import, a worker flushing many chats): no statement deadlocks with another, nothing is lost.
+#[test]
+fn concurrent_message_batches_across_sessions_neither_deadlock_nor_lose_anything() {
+    let db = TestDb::new("concurrent_message_batches");
+    let sessions: Vec<Uuid> = seed(&db, 2, 5).into_iter().map(|(_, s)| s).collect();
+    db.superuser()
+        .execute("CREATE TABLE batch_sessions AS SELECT * FROM unnest($1::uuid[]) WITH ORDINALITY AS s(id, n)", &[&sessions])
+        .unwrap();
+    let failures = race_batches(&db, 4, 60, |c, _client, x| {
+        // Two to ten of the ten sessions, in an order that differs between statements.
+        let start = ((x >> 33) % 10) as i32;
+        let step = [1, 3, 7, 9][((x >> 40) % 4) as usize];
+        let last = 1 + ((x >> 44) % 9) as i32;
+        if (x >> 50) % 4 == 0 {
+            c.execute(
+                "DELETE FROM messages WHERE id IN (
+                   SELECT DISTINCT ON (m.session_id) m.id FROM messages m JOIN batch_sessions b ON b.id = m.session_id
+                    WHERE b.n - 1 IN (SELECT ($1 + g * $2) % 10 FROM generate_series(0, $3) g))",
+                &[&start, &step, &last],
+            )
+        } else {
+            c.execute(
+                "INSERT INTO messages (session_id, role, chat_type, content)
+                 SELECT b.id, 'user', 'main', 'flush'
+                   FROM generate_series(0, $3) g JOIN batch_sessions b ON b.n = 1 + ($1 + g * $2) % 10
+                  ORDER BY g",
+                &[&start, &step, &last],
+            )
+        }
+    });
+    assert!(failures.is_empty(), "{} of 240 batches failed, first: {}", failures.len(), failures[0]);
+    assert_eq!(drifted(&db), 0);
+    let kept: i64 = db.superuser().query_one("SELECT count(*) FROM messages", &[]).unwrap().get(0);
+    assert!(kept > 0);
+}
+
+/// A service inserting sessions for several profiles per statement, in different orders, from
+/// several clients at once: no deadlock, every profile's counters exact.
+#[test]
+fn concurrent_session_batches_across_profiles_neither_deadlock_nor_lose_anything() {
+    let db = TestDb::new("concurrent_session_batches");
+    seed(&db, 10, 0); // profiles without sessions
+    let users: Vec<Uuid> =
+        db.superuser().query("SELECT id FROM profiles ORDER BY email", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(users.len(), 10);
+    let mut su = db.superuser();
+    su.execute("CREATE TABLE batch_users AS SELECT * FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, n)", &[&users]).unwrap();
+    // each client its own scenario, so that the sessions each one completes are its own
+    su.batch_execute("INSERT INTO scenarios (id, title) SELECT 'c' || i, 'Client ' || i FROM generate_series(0, 3) i").unwrap();
+    let failures = race_batches(&db, 4, 40, |c, client, x| {
+        let start = ((x >> 33) % 10) as i32;
+        let step = [1, 3, 7, 9][((x >> 40) % 4) as usize];
+        c.execute(
+            "INSERT INTO sessions (user_id, scenario_id, is_completed)
+             SELECT u.id, $3, g % 2 = 0
+               FROM generate_series(0, 4) g JOIN batch_users u ON u.n = 1 + ($1 + g * $2) % 10
+              ORDER BY g",
+            &[&start, &step, &format!("c{client}")],
+        )?;
+        // and completes a few sessions of several profiles at once, in another order
+        c.execute(
+            "UPDATE sessions SET is_completed = true
+              WHERE id IN (SELECT s.id FROM sessions s JOIN batch_users u ON u.id = s.user_id
+                            WHERE NOT s.is_completed AND s.scenario_id = $2
+                              AND u.n IN (1 + $1, 1 + (($1 + 5) % 10)) LIMIT 3)",
+            &[&start, &format!("c{client}")],
+        )
+    });
+    assert!(failures.is_empty(), "{} of 160 batches failed, first: {}", failures.len(), failures[0]);
+    assert_eq!(drifted(&db), 0);
+    let started: i64 = db.superuser().query_one("SELECT sum(weekly_started_sessions)::bigint FROM profiles", &[]).unwrap().get(0);
+    assert_eq!(started, 160 * 5);
 }
