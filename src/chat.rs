@@ -16,6 +16,7 @@ use crate::common::error::{require_arg, PgaError, INVALID_PARAMETER};
 use crate::common::owner::{
     as_owner, as_owner_by_key, as_owner_native, may_write_protected_columns, require_privileged_caller, row_security_violation,
 };
+use crate::common::parent::{self, Outcome};
 use crate::common::plans::{self, Stmt};
 use crate::common::restore::loading_dump;
 use crate::common::time::{self, arg as ts};
@@ -245,7 +246,7 @@ struct OverLimit {
     profile: pgrx::Uuid,
     started_before: i64,
     limit: i32,
-    resets: TimestampWithTimeZone,
+    resets: pg_sys::TimestampTz,
 }
 
 /// Keeps the profile counters: sessions started this week (never decremented, so deleting a
@@ -277,7 +278,12 @@ fn sessions_count_completions(call: &TriggerCall) -> pg_sys::Datum {
                 profile: row.get(1).ok().flatten().unwrap_or(pgrx::Uuid::from_bytes([0; 16])),
                 started_before: started as i64 - added,
                 limit,
-                resets: row.get(5).ok().flatten().unwrap_or(TimestampWithTimeZone::positive_infinity()),
+                resets: row
+                    .get::<TimestampWithTimeZone>(5)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(TimestampWithTimeZone::positive_infinity())
+                    .into_inner(),
             })
         })
         .next()
@@ -286,22 +292,26 @@ fn sessions_count_completions(call: &TriggerCall) -> pg_sys::Datum {
         // A one-row statement: nothing to count (a message count or updated_at changed), or
         // one profile to bump by primary key.
         Some(None) => return statement_done(),
-        Some(Some(change)) => as_owner_by_key(|| {
-            // SAFETY: `change.user` is a non-null uuid datum of the transition row, alive while `row` is.
-            let user = unsafe { DatumWithOid::new(change.user, UUID.value()) };
-            plans::with(
-                &PROFILE_COUNTS_ONE,
-                &[
-                    user,
-                    ts(now),
-                    ts(time::next_week_start(now)),
-                    change.started.into(),
-                    change.total.into(),
-                    change.weekly.into(),
-                ],
-                over_limit,
-            )
-        }),
+        Some(Some(change)) => match add_to_profile(&change, now, check_limit) {
+            Outcome::Written(over) => over,
+            Outcome::Missing => None,
+            Outcome::Declined => as_owner_by_key(|| {
+                // SAFETY: `change.user` is a non-null uuid datum of the transition row, alive while `row` is.
+                let user = unsafe { DatumWithOid::new(change.user, UUID.value()) };
+                plans::with(
+                    &PROFILE_COUNTS_ONE,
+                    &[
+                        user,
+                        ts(now),
+                        ts(time::next_week_start(now)),
+                        change.started.into(),
+                        change.total.into(),
+                        change.weekly.into(),
+                    ],
+                    over_limit,
+                )
+            }),
+        },
         None => as_owner(|| {
             Spi::connect_mut(|client| {
                 call.register_transition_tables();
@@ -317,7 +327,7 @@ fn sessions_count_completions(call: &TriggerCall) -> pg_sys::Datum {
                 "Profile {} has started {} of {} sessions allowed this week.",
                 o.profile, o.started_before, o.limit
             ))
-            .hint(format!("The weekly counter resets on {}.", timestamp_text(o.resets.into_inner())))
+            .hint(format!("The weekly counter resets on {}.", timestamp_text(o.resets)))
             .raise();
     }
     statement_done()
@@ -384,6 +394,32 @@ static PROFILE_COUNTS_ONE: Stmt = Stmt::new(
   RETURNING p.id, p.weekly_started_sessions, p.weekly_session_limit, $4::pg_catalog.int8, p.week_reset_date",
     &[UUID, TIMESTAMPTZ, TIMESTAMPTZ, INT4, INT4, INT4],
 );
+
+/// [`PROFILE_COUNTS_ONE`], natively (common::parent); with `check_limit`, the profile past its
+/// weekly limit after the increment, if it is.
+fn add_to_profile(change: &SessionChange, now: pg_sys::TimestampTz, check_limit: bool) -> Outcome<Option<OverLimit>> {
+    parent::update_by_key(c"profiles", c"profiles_pkey", pg_sys::F_UUID_EQ, change.user, |p| {
+        let resets = p.get("week_reset_date").map_or(i64::MIN, |d| d.value() as i64);
+        let stale = resets <= now;
+        let (started, total, weekly) =
+            (p.get_i32("weekly_started_sessions").unwrap_or(0), p.get_i32("total_completed_sessions").unwrap_or(0),
+             p.get_i32("weekly_completed_sessions").unwrap_or(0));
+        let started = if stale { change.started } else { started + change.started };
+        let weekly = if stale { change.weekly } else { weekly + change.weekly }.max(0);
+        let resets = if stale { time::next_week_start(now) } else { resets };
+        p.set("weekly_started_sessions", started.into());
+        p.set("total_completed_sessions", (total + change.total).max(0).into());
+        p.set("weekly_completed_sessions", weekly.into());
+        p.set("week_reset_date", resets.into());
+        let limit = p.get_i32("weekly_session_limit").filter(|_| check_limit)?;
+        (started > limit).then(|| OverLimit {
+            profile: pgrx::Uuid::from_bytes(uuid_bytes(change.user)),
+            started_before: (started - change.started) as i64,
+            limit,
+            resets,
+        })
+    })
+}
 
 /// The caller's JWT subject (`current_user_id()`), as bytes.
 fn caller() -> Option<[u8; 16]> {
@@ -614,9 +650,21 @@ fn messages_count(call: &TriggerCall) -> pg_sys::Datum {
             let main = row.get(chat_type).is_some_and(|d| is_main_chat(d, chat_type.type_oid));
             let sign = if inserted { 1 } else { -1 };
             let (main, helper) = if main { (sign, 0) } else { (0, sign) };
-            // SAFETY: a non-null uuid datum of the transition row, alive while `only` is.
-            let session = unsafe { DatumWithOid::new(session, UUID.value()) };
-            as_owner_by_key(|| plans::with(&MESSAGE_COUNTS_ONE, &[session, main.into(), helper.into()], completed_session))
+            let counted = parent::update_by_key(c"sessions", c"sessions_pkey", pg_sys::F_UUID_EQ, session, |s| {
+                let column = if main != 0 { "message_count_main" } else { "message_count_helper" };
+                let count = s.get_i32(column).unwrap_or(0) + main + helper;
+                s.set(column, count.max(0).into());
+                s.get("is_completed").is_some_and(|d| d.value() != 0)
+            });
+            match counted {
+                Outcome::Written(done) => (guard && done).then(|| pgrx::Uuid::from_bytes(uuid_bytes(session))),
+                Outcome::Missing => None,
+                Outcome::Declined => {
+                    // SAFETY: a non-null uuid datum of the transition row, alive while `only` is.
+                    let session = unsafe { DatumWithOid::new(session, UUID.value()) };
+                    as_owner_by_key(|| plans::with(&MESSAGE_COUNTS_ONE, &[session, main.into(), helper.into()], completed_session))
+                }
+            }
         }
         None if call.transition_len(if inserted { Transition::New } else { Transition::Old }) == 0 => None,
         None => as_owner(|| {

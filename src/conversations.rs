@@ -16,6 +16,7 @@ use pgrx::prelude::*;
 
 use crate::common::error::{require_arg, PgaError, INSUFFICIENT_PRIVILEGE};
 use crate::common::owner::{as_owner, as_owner_by_key, may_write_protected_columns, require_privileged_caller, row_security_violation};
+use crate::common::parent::{self, Outcome};
 use crate::common::plans::{self, Stmt};
 use crate::common::restore::loading_dump;
 use crate::common::time::arg as ts;
@@ -241,10 +242,19 @@ fn conversation_messages_count(call: &TriggerCall) -> pg_sys::Datum {
     // One row, or rows of one conversation: nothing to order.
     match only.as_ref().and_then(|row| Some((row.get(call.column("conversation_id"))?, row.get(call.column("created_at"))))) {
         Some((conversation, created)) => {
-            // SAFETY: a non-null uuid datum of the transition row, alive while `only` is.
-            let conversation = unsafe { DatumWithOid::new(conversation, UUID.value()) };
-            let created = created.map(|d| ts(d.value() as i64)).unwrap_or_else(|| DatumWithOid::null_oid(TIMESTAMPTZ.value()));
-            as_owner_by_key(|| plans::exec(&MESSAGE_INSERTED_ONE, &[conversation, created]));
+            let counted = parent::update_by_key(c"conversations", c"conversations_pkey", pg_sys::F_UUID_EQ, conversation, |c| {
+                c.set("message_count", (c.get_i32("message_count").unwrap_or(0) + 1).into());
+                let last = c.get("last_message_at").map(|d| d.value() as i64);
+                if let Some(created) = created.map(|d| d.value() as i64).filter(|&t| last.is_none_or(|l| t > l)) {
+                    c.set("last_message_at", created.into());
+                }
+            });
+            if let Outcome::Declined = counted {
+                // SAFETY: a non-null uuid datum of the transition row, alive while `only` is.
+                let conversation = unsafe { DatumWithOid::new(conversation, UUID.value()) };
+                let created = created.map(|d| ts(d.value() as i64)).unwrap_or_else(|| DatumWithOid::null_oid(TIMESTAMPTZ.value()));
+                as_owner_by_key(|| plans::exec(&MESSAGE_INSERTED_ONE, &[conversation, created]));
+            }
         }
         None => {
             as_owner(|| {

@@ -82,11 +82,11 @@ pub fn by_unique_key<R>(
 }
 
 #[cfg(not(feature = "pg18"))]
-unsafe fn begin_scan(rel: pg_sys::Relation, idx: pg_sys::Relation, snapshot: pg_sys::Snapshot) -> pg_sys::IndexScanDesc {
+pub(super) unsafe fn begin_scan(rel: pg_sys::Relation, idx: pg_sys::Relation, snapshot: pg_sys::Snapshot) -> pg_sys::IndexScanDesc {
     pg_sys::index_beginscan(rel, idx, snapshot, 1, 0)
 }
 
 #[cfg(feature = "pg18")]
-unsafe fn begin_scan(rel: pg_sys::Relation, idx: pg_sys::Relation, snapshot: pg_sys::Snapshot) -> pg_sys::IndexScanDesc {
+pub(super) unsafe fn begin_scan(rel: pg_sys::Relation, idx: pg_sys::Relation, snapshot: pg_sys::Snapshot) -> pg_sys::IndexScanDesc {
     pg_sys::index_beginscan(rel, idx, snapshot, std::ptr::null_mut(), 1, 0)
 }

@@ -5,6 +5,7 @@ pub mod columns;
 pub mod error;
 pub mod lookup;
 pub mod owner;
+pub mod parent;
 pub mod plans;
 pub mod restore;
 pub mod schema;
