@@ -6,6 +6,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::CStr;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use pgrx::pg_sys;
 
@@ -20,7 +21,27 @@ pub struct Column {
 
 thread_local! {
     // Per relation, the (name, attnum) pairs looked up so far; a hit allocates nothing.
-    static CACHE: RefCell<HashMap<pg_sys::Oid, Vec<(Box<str>, i16)>>> = RefCell::new(HashMap::new());
+    static CACHE: RefCell<HashMap<pg_sys::Oid, Vec<(Box<str>, i16)>, BuildHasherDefault<OidHasher>>> =
+        RefCell::new(HashMap::default());
+}
+
+/// OIDs are small distinct integers: one multiplication spreads them (the default SipHash
+/// costs more than the rest of a lookup on the one-row paths).
+#[derive(Default)]
+struct OidHasher(u64);
+
+impl Hasher for OidHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (self.0 ^ u64::from(n)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 /// # Safety

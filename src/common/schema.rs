@@ -100,11 +100,36 @@ pub fn is_own_table(relid: pg_sys::Oid, name: &CStr) -> bool {
     relation(name) == Some(relid)
 }
 
-/// The OID of relation `name` in the extension's schema (a syscache lookup, no SPI).
+thread_local! {
+    // Relations found by name, with the invalidation generation they were found at: a table or
+    // index dropped and created again (a new OID) sends an invalidation that moves it on.
+    static RELATIONS: RefCell<Vec<(Box<[u8]>, pg_sys::Oid, u64)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The OID of relation `name` in the extension's schema (a syscache lookup, no SPI; kept per
+/// backend until an invalidation may concern the extension's tables).
 pub fn relation(name: &CStr) -> Option<pg_sys::Oid> {
+    let generation = super::trusted::generation();
+    let key = name.to_bytes();
+    let cached = RELATIONS.with(|r| r.borrow().iter().find(|e| e.2 == generation && &*e.0 == key).map(|e| e.1));
+    if cached.is_some() {
+        return cached;
+    }
     // SAFETY: get_relname_relid is a plain catalog cache lookup.
     let oid = unsafe { pg_sys::get_relname_relid(name.as_ptr(), namespace()) };
-    (oid != pg_sys::InvalidOid).then_some(oid)
+    if oid == pg_sys::InvalidOid {
+        return None;
+    }
+    // The lookups above may have accepted invalidations: keep what was found only if none
+    // arrived meanwhile.
+    if super::trusted::generation() == generation {
+        RELATIONS.with(|r| {
+            let mut r = r.borrow_mut();
+            r.retain(|e| e.2 == generation && &*e.0 != key);
+            r.push((key.into(), oid, generation));
+        });
+    }
+    Some(oid)
 }
 
 fn not_installed() -> ! {
