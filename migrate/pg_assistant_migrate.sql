@@ -50,11 +50,14 @@
 BEGIN;
 -- Everything below names its schema; nothing resolves through the caller's search_path.
 SET LOCAL search_path = pg_catalog, pg_temp;
+SET LOCAL standard_conforming_strings = on;
 SELECT pg_catalog.set_config('lock_timeout', :'lock_timeout', true) \g /dev/null
 
 CREATE TEMP TABLE _m_settings ON COMMIT DROP AS
     SELECT :'source_schema'::text AS src, :'target_schema'::text AS tgt, :'legacy_schema'::text AS leg,
            :'dry_run'::bool AS dry_run;
+-- psql decides COMMIT or ROLLBACK from the value the server parsed, not its own reading.
+SELECT dry_run AS m_dry_run FROM _m_settings \gset
 
 -- A failed check adds its reason to _m_problems; at each checkpoint the script prints them and
 -- stops with an error on _m_guard (constraint "migration_stopped"), which rolls everything back.
@@ -65,37 +68,40 @@ CREATE TEMP TABLE _m_guard (problem text, CONSTRAINT migration_stopped CHECK (pr
 CREATE TEMP TABLE _m_report (seq serial, step text, object text, n bigint, note text) ON COMMIT DROP;
 
 -- ---- 1. the documents' tables ------------------------------------------------------------------
--- (ord, source table, a column only that document's table has, extension table, document)
+-- (ord, source table, columns that table has in its document, extension table, document): a
+-- table is taken only when it has every one of them, so an application's own `users` or
+-- `logs` of another shape stays where it is.
 CREATE TEMP TABLE _m_tables ON COMMIT DROP AS
 SELECT * FROM (VALUES
-    (10,  'tenants',              'slug',               'tenants',               '001'),
-    (20,  'profiles',             'week_reset_date',    'profiles',              '003'),
-    (21,  'users',                'tenant_id',          'profiles',              '001'),
-    (30,  'scenarios',            'title',              'scenarios',             '003'),
-    (40,  'sessions',             'message_count_main', 'sessions',              '003'),
-    (50,  'messages',             'chat_type',          'messages',              '003'),
-    (60,  'logs',                 'level',              'logs',                  '003'),
-    (70,  'behavior_events',      'customer_id',        'behavior_events',       '000'),
-    (71,  'behavior_insights',    'events_by_type',     'behavior_insights',     '000'),
-    (72,  'behavior_sessions',    'tools_used',         'behavior_sessions',     '000'),
-    (80,  'behavior_patterns',    'trigger_embedding',  'behavior_patterns',     '004'),
-    (90,  'conversations',        'tenant_id',          'conversations',         '001'),
-    (91,  'messages',             'conversation_id',    'conversation_messages', '001'),
-    (92,  'feedback',             'rating',             'feedback',              '001'),
-    (93,  'usage_metrics',        'output_tokens',      'usage_metrics',         '001'),
-    (100, 'user_sessions',        'landing_page',       'user_sessions',         '002'),
-    (101, 'behavior_events',      'element_path',       'interaction_events',    '002'),
-    (102, 'conversion_funnels',   'funnel_name',        'conversion_funnels',    '002'),
-    (103, 'optimization_history', 'proposal_id',        'optimization_history',  '002'),
-    (104, 'a_b_tests',            'variant_a',          'a_b_tests',             '002'),
-    (105, 'variant_assignments',  'variant',            'variant_assignments',   '002')
+    (10,  'tenants',              '{slug,name}',                                             'tenants',               '001'),
+    (20,  'profiles',             '{email,week_reset_date,total_completed_sessions,weekly_completed_sessions}', 'profiles', '003'),
+    (21,  'users',                '{tenant_id,email,name}',                                  'profiles',              '001'),
+    (30,  'scenarios',            '{title,emoji}',                                           'scenarios',             '003'),
+    (40,  'sessions',             '{user_id,scenario_id,is_completed,message_count_main,message_count_helper}', 'sessions', '003'),
+    (50,  'messages',             '{session_id,role,chat_type,content}',                     'messages',              '003'),
+    (60,  'logs',                 '{session_id,level,event,metadata}',                       'logs',                  '003'),
+    (70,  'behavior_events',      '{customer_id,session_id,event_type,business_impact}',     'behavior_events',       '000'),
+    (71,  'behavior_insights',    '{customer_id,total_events,events_by_type}',               'behavior_insights',     '000'),
+    (72,  'behavior_sessions',    '{session_id,customer_id,tools_used}',                     'behavior_sessions',     '000'),
+    (80,  'behavior_patterns',    '{user_id,trigger,trigger_embedding,final_outcome}',       'behavior_patterns',     '004'),
+    (90,  'conversations',        '{tenant_id,user_id,message_count,is_archived}',           'conversations',         '001'),
+    (91,  'messages',             '{conversation_id,role,content}',                          'conversation_messages', '001'),
+    (92,  'feedback',             '{message_id,user_id,rating}',                             'feedback',              '001'),
+    (93,  'usage_metrics',        '{tenant_id,user_id,date,input_tokens,output_tokens}',     'usage_metrics',         '001'),
+    (100, 'user_sessions',        '{session_id,landing_page,exit_page}',                     'user_sessions',         '002'),
+    (101, 'behavior_events',      '{session_id,event_type,element_path,page_url}',           'interaction_events',    '002'),
+    (102, 'conversion_funnels',   '{funnel_name,step_name,step_order,session_id}',           'conversion_funnels',    '002'),
+    (103, 'optimization_history', '{proposal_id,status,friction_point}',                     'optimization_history',  '002'),
+    (104, 'a_b_tests',            '{test_id,variant_a,variant_b}',                           'a_b_tests',             '002'),
+    (105, 'variant_assignments',  '{test_id,session_id,variant}',                            'variant_assignments',   '002')
 ) v(ord, source, signature, target, document);
 ALTER TABLE _m_tables ADD COLUMN relid oid;
 UPDATE _m_tables t SET relid = c.oid
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, _m_settings s
  WHERE n.nspname = s.src AND c.relname = t.source AND c.relkind IN ('r', 'p')
-   AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = t.signature
-                  AND a.attnum > 0 AND NOT a.attisdropped);
+   AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(t.signature::text[]) col
+                    WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = col
+                                         AND a.attnum > 0 AND NOT a.attisdropped));
 DELETE FROM _m_tables WHERE relid IS NULL;
 
 -- Columns the extension computes itself or renames: (ord, extension column, expression over the
@@ -153,9 +159,6 @@ SELECT DISTINCT p.oid AS funcid, p.proname
  WHERE n.nspname = s.src
    AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_catalog.pg_proc'::regclass AND e.objid = p.oid AND e.deptype = 'e')
    AND (p.oid IN (SELECT tg.tgfoid FROM pg_trigger tg WHERE NOT tg.tgisinternal AND tg.tgrelid IN (SELECT relid FROM _m_tables))
-        OR p.oid IN (SELECT tg.tgfoid FROM pg_trigger tg WHERE NOT tg.tgisinternal
-                        AND tg.tgrelid = pg_catalog.to_regclass('auth.users')
-                        AND (SELECT f.prosrc FROM pg_proc f WHERE f.oid = tg.tgfoid) ~* 'profiles')
         OR p.proname IN ('update_updated_at_column', 'update_behavior_pattern_timestamp', 'calculate_session_duration',
                          'prevent_messages_in_completed_sessions', 'prevent_message_updates', 'increment_message_count',
                          'decrement_message_count', 'update_profile_completion_counts', 'populate_message_user_id',
@@ -183,6 +186,43 @@ INSERT INTO _m_problems SELECT pg_catalog.format('no table of the source documen
   FROM _m_settings WHERE NOT EXISTS (SELECT 1 FROM _m_tables);
 INSERT INTO _m_problems SELECT pg_catalog.format('two old tables map onto %s: migrate one database at a time', target)
   FROM _m_tables GROUP BY target HAVING count(*) > 1;
+-- The copy casts the old columns' types and compares them: a cast of those types whose
+-- function a non-superuser wrote would run as the superuser running this script.
+CREATE TEMP TABLE _m_types ON COMMIT DROP AS
+SELECT DISTINCT ty FROM _m_tables t JOIN pg_attribute a ON a.attrelid = t.relid AND a.attnum > 0 AND NOT a.attisdropped,
+       LATERAL (SELECT a.atttypid UNION SELECT e.typelem FROM pg_type e WHERE e.oid = a.atttypid AND e.typelem <> 0
+                UNION SELECT d.typbasetype FROM pg_type d WHERE d.oid = a.atttypid AND d.typbasetype <> 0) x(ty);
+INSERT INTO _m_problems
+SELECT pg_catalog.format('the cast from %s to %s calls %s, owned by %s, who is not a superuser: drop it or have a superuser own that function',
+                         c.castsource::regtype, c.casttarget::regtype, c.castfunc::regprocedure, r.rolname)
+  FROM pg_cast c JOIN pg_proc p ON p.oid = c.castfunc JOIN pg_roles r ON r.oid = p.proowner
+ WHERE NOT r.rolsuper AND (c.castsource IN (SELECT ty FROM _m_types) OR c.casttarget IN (SELECT ty FROM _m_types));
+-- A profile trigger on auth.users other than the document's would insert profiles next to the
+-- extension's own hook: sign-ups would fail on the duplicate.
+INSERT INTO _m_problems
+SELECT pg_catalog.format('trigger %I on auth.users calls %s, which writes profiles; the extension installs its own profile trigger there: drop or change yours first',
+                         tg.tgname, tg.tgfoid::regprocedure)
+  FROM pg_trigger tg JOIN pg_proc f ON f.oid = tg.tgfoid
+ WHERE NOT tg.tgisinternal AND tg.tgrelid = pg_catalog.to_regclass('auth.users')
+   AND f.prosrc ~* 'profiles' AND tg.tgfoid NOT IN (SELECT funcid FROM _m_functions);
+-- A type of the old columns that the application's own tables use too stays where it is; if
+-- the extension needs its name there, the two cannot both be in that schema.
+CREATE TEMP TABLE _m_move_types ON COMMIT DROP AS
+SELECT DISTINCT ty.oid AS typid, ty.typname
+  FROM _m_tables t JOIN pg_attribute a ON a.attrelid = t.relid AND a.attnum > 0 AND NOT a.attisdropped
+  JOIN pg_type ty ON ty.oid = a.atttypid JOIN pg_namespace n ON n.oid = ty.typnamespace, _m_settings s
+ WHERE n.nspname = s.src AND ty.typtype IN ('e', 'd', 'c') AND ty.typrelid = 0
+   AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_catalog.pg_type'::regclass AND e.objid = ty.oid AND e.deptype = 'e')
+   AND NOT EXISTS (SELECT 1 FROM pg_attribute u JOIN pg_class uc ON uc.oid = u.attrelid
+                    WHERE u.atttypid IN (ty.oid, ty.typarray) AND NOT u.attisdropped AND u.attnum > 0
+                      AND uc.relkind IN ('r', 'p', 'f', 'm') AND u.attrelid NOT IN (SELECT relid FROM _m_tables));
+INSERT INTO _m_problems
+SELECT pg_catalog.format('type %s is used by the application''s own tables as well, and the extension creates a type of that name in schema %I: rename yours first',
+                         ty.oid::regtype, s.tgt)
+  FROM _m_tables t JOIN pg_attribute a ON a.attrelid = t.relid AND a.attnum > 0 AND NOT a.attisdropped
+  JOIN pg_type ty ON ty.oid = a.atttypid JOIN pg_namespace n ON n.oid = ty.typnamespace, _m_settings s
+ WHERE n.nspname = s.tgt AND ty.typname IN ('message_role', 'chat_type') AND ty.oid NOT IN (SELECT typid FROM _m_move_types)
+ GROUP BY ty.oid, s.tgt;
 
 SELECT count(*) > 0 AS stop FROM _m_problems \gset
 \if :stop
@@ -208,6 +248,13 @@ SELECT DISTINCT 'ACTION NEEDED', pg_catalog.format('view %s', v.oid::regclass), 
   JOIN _m_tables t ON t.relid = d.refobjid, _m_settings s
  WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
    AND v.oid <> t.relid AND v.oid NOT IN (SELECT relid FROM _m_views);
+
+-- Publications (Supabase realtime, logical replication) that carry an old table.
+INSERT INTO _m_report (step, object, n, note)
+SELECT 'ACTION NEEDED', pg_catalog.format('publication %I', p.pubname), NULL::bigint,
+       pg_catalog.format('publishes %s, which moves to %I: ALTER PUBLICATION %I ADD TABLE %I.%I', t.relid::regclass, s.leg,
+                         p.pubname, s.tgt, t.target)
+  FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid JOIN _m_tables t ON t.relid = pr.prrelid, _m_settings s;
 
 -- What the copy itself will change (counted on the old rows).
 SELECT pg_catalog.format($q$INSERT INTO _m_report (step, object, n, note)
@@ -255,11 +302,7 @@ SELECT pg_catalog.format('ALTER %s %s SET SCHEMA %I', CASE v.relkind WHEN 'v' TH
                          v.relid::regclass, s.leg)
   FROM _m_views v, _m_settings s \gexec
 -- the types of the old columns (003's enums), where they live in the source schema
-SELECT DISTINCT pg_catalog.format('ALTER TYPE %s SET SCHEMA %I', ty.oid::regtype, s.leg)
-  FROM _m_tables t JOIN pg_attribute a ON a.attrelid = t.relid AND a.attnum > 0 AND NOT a.attisdropped
-  JOIN pg_type ty ON ty.oid = a.atttypid JOIN pg_namespace n ON n.oid = ty.typnamespace, _m_settings s
- WHERE n.nspname = s.src AND ty.typtype IN ('e', 'd', 'c') AND ty.typrelid = 0
-   AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_catalog.pg_type'::regclass AND e.objid = ty.oid AND e.deptype = 'e') \gexec
+SELECT pg_catalog.format('ALTER TYPE %s SET SCHEMA %I', typid::regtype, s.leg) FROM _m_move_types, _m_settings s \gexec
 SELECT pg_catalog.format('ALTER FUNCTION %s SET SCHEMA %I', f.funcid::regprocedure, s.leg) FROM _m_functions f, _m_settings s \gexec
 SELECT pg_catalog.format('REVOKE ALL ON ALL TABLES IN SCHEMA %1$I FROM PUBLIC%2$s', s.leg,
        (SELECT pg_catalog.string_agg(pg_catalog.format(', %I', rolname), '') FROM pg_roles
@@ -299,9 +342,13 @@ SELECT t.ord, t.source, t.target, tc.oid AS target_relid,
   LEFT JOIN pg_attribute sa ON sa.attrelid = t.relid AND sa.attname = ta.attname AND sa.attnum > 0 AND NOT sa.attisdropped
   CROSS JOIN LATERAL (SELECT CASE
        WHEN o.expr IS NOT NULL THEN '(' || pg_catalog.replace(o.expr, '{leg}', pg_catalog.quote_ident(s.leg)) || ')'
-       WHEN sa.atttypid = ta.atttypid THEN 's.' || pg_catalog.quote_ident(sa.attname)
-       WHEN EXISTS (SELECT 1 FROM pg_cast c WHERE c.castsource = sa.atttypid AND c.casttarget = ta.atttypid)
-            THEN pg_catalog.format('CAST(s.%I AS %s)', sa.attname, pg_catalog.format_type(ta.atttypid, ta.atttypmod))
+       -- the INSERT's own assignment conversion: a value too long for the new column is an
+       -- error, never silently cut
+       WHEN sa.atttypid = ta.atttypid
+         OR EXISTS (SELECT 1 FROM pg_cast c WHERE c.castsource = sa.atttypid AND c.casttarget = ta.atttypid
+                       AND c.castcontext IN ('a', 'i'))
+            THEN 's.' || pg_catalog.quote_ident(sa.attname)
+       -- otherwise through text (one enum to another), which checks every value
        ELSE pg_catalog.format('CAST(CAST(s.%I AS text) AS %s)', sa.attname, pg_catalog.format_type(ta.atttypid, ta.atttypmod))
        END AS expr) e
  WHERE o.expr IS NOT NULL OR sa.attname IS NOT NULL
@@ -317,7 +364,7 @@ SELECT 'not carried over', pg_catalog.format('%I.%I', t.source, a.attname), NULL
   FROM _m_tables t JOIN pg_attribute a ON a.attrelid = t.relid AND a.attnum > 0 AND NOT a.attisdropped, _m_settings s
  WHERE NOT EXISTS (SELECT 1 FROM pg_attribute b JOIN _m_copy c ON c.target_relid = b.attrelid
                     WHERE c.ord = t.ord AND b.attname = a.attname AND b.attnum > 0 AND NOT b.attisdropped)
-   AND NOT EXISTS (SELECT 1 FROM _m_columns o WHERE o.ord = t.ord AND o.expr ~ ('s\.' || a.attname || '\M'))
+   AND NOT EXISTS (SELECT 1 FROM _m_columns o WHERE o.ord = t.ord AND pg_catalog.strpos(o.expr, 's.' || a.attname) > 0)
  ORDER BY t.ord, a.attnum;
 
 SELECT count(*) > 0 AS stop FROM _m_problems \gset
@@ -370,6 +417,8 @@ SELECT pg_catalog.format($q$UPDATE _m_report SET n = (SELECT count(*) FROM %I.%I
   FROM _m_copy c, _m_settings s \gexec
 
 -- ---- 5. counters, insights, summaries --------------------------------------------------------------
+-- Without triggers: a repair is not an edit, so no `updated_at` moves (conversations sort by it).
+SET LOCAL session_replication_role = replica;
 -- chat: completion counters and message counts (and conversations' message_count) to their recount
 SELECT pg_catalog.format($q$INSERT INTO _m_report (step, object, n, note)
        SELECT 'repaired', 'counters (profiles, sessions, conversations)', %1$I.repair_counts(),
@@ -478,6 +527,7 @@ SELECT pg_catalog.format($q$
 SELECT pg_catalog.format($q$INSERT INTO _m_report (step, object, n, note)
        SELECT 'derived', 'behavior_insights.days_since_last_activity', %1$I.refresh_activity_recency(), 'rows recomputed'$q$, s.tgt)
   FROM _m_settings s WHERE EXISTS (SELECT 1 FROM _m_tables WHERE ord IN (70, 71)) \gexec
+SET LOCAL session_replication_role = origin;
 -- materialized views: filled from the migrated rows
 SELECT pg_catalog.format($q$INSERT INTO _m_report (step, object, n, note)
        SELECT 'refreshed', 'materialized views', NULL, 'refresh_analytics_views()' FROM %I.refresh_analytics_views()$q$, s.tgt)
@@ -486,15 +536,18 @@ SELECT pg_catalog.format($q$INSERT INTO _m_report (step, object, n, note)
 -- ---- 6. checks (a failure rolls everything back) -----------------------------------------------------
 -- every old row is in the new table (the override of user_id/tenant_id never drops a row)
 SELECT pg_catalog.format($q$INSERT INTO _m_problems
-       SELECT pg_catalog.format('%%s rows in %I.%I but %%s in %I.%I', o.n, t.n)
+       SELECT o.n || %L || t.n || %L
          FROM (SELECT count(*) AS n FROM %I.%I) o, (SELECT count(*) AS n FROM %I.%I) t
-        WHERE t.n < o.n$q$, s.leg, c.source, s.tgt, c.target, s.leg, c.source, s.tgt, c.target)
+        WHERE t.n < o.n$q$,
+       pg_catalog.format(' rows in %I.%I but ', s.leg, c.source), pg_catalog.format(' in %I.%I', s.tgt, c.target),
+       s.leg, c.source, s.tgt, c.target)
   FROM _m_copy c, _m_settings s WHERE c.target <> 'profiles' \gexec
 -- the copy ran without foreign-key triggers: prove every reference resolves
 SELECT pg_catalog.format($q$INSERT INTO _m_problems
-       SELECT pg_catalog.format('%%s rows of %s reference a missing row of %s (constraint %I)', count(*))
+       SELECT count(*) || %L
          FROM %s ch WHERE %s AND NOT EXISTS (SELECT 1 FROM %s p WHERE %s) HAVING count(*) > 0$q$,
-       con.conrelid::regclass, con.confrelid::regclass, con.conname, con.conrelid::regclass,
+       pg_catalog.format(' rows of %s reference a missing row of %s (constraint %I)', con.conrelid::regclass, con.confrelid::regclass, con.conname),
+       con.conrelid::regclass,
        (SELECT pg_catalog.string_agg(pg_catalog.format('ch.%I IS NOT NULL', a.attname), ' AND ')
           FROM pg_catalog.unnest(con.conkey) k JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k),
        con.confrelid::regclass,
@@ -535,6 +588,25 @@ SELECT CASE WHEN a.before_update_row THEN 'switched trigger' ELSE 'ACTION NEEDED
             ELSE pg_catalog.format('not BEFORE UPDATE FOR EACH ROW: still calls %s.%s', s.leg, p.proname) END
   FROM _m_app_triggers a JOIN pg_proc p ON p.oid = a.tgfoid, _m_settings s ORDER BY 2;
 
+-- the application's foreign keys to an old table now reference its new table (same key values)
+CREATE TEMP TABLE _m_foreign_keys ON COMMIT DROP AS
+SELECT con.oid, con.conname, con.conrelid, t.relid AS old_relid, pg_catalog.format('%I.%I', s.tgt, t.target) AS new_table,
+       pg_catalog.pg_get_constraintdef(con.oid) AS def,
+       NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(con.confkey) k JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k
+                    WHERE NOT EXISTS (SELECT 1 FROM pg_attribute b JOIN _m_copy c ON c.target_relid = b.attrelid
+                                       WHERE c.ord = t.ord AND b.attname = a.attname AND NOT b.attisdropped)) AS movable
+  FROM pg_constraint con JOIN _m_tables t ON t.relid = con.confrelid, _m_settings s
+ WHERE con.contype = 'f' AND con.conrelid NOT IN (SELECT relid FROM _m_tables);
+SELECT pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I, ADD CONSTRAINT %I %s', f.conrelid::regclass, f.conname, f.conname,
+                         pg_catalog.replace(f.def, 'REFERENCES ' || f.old_relid::regclass::text || '(', 'REFERENCES ' || f.new_table || '('))
+  FROM _m_foreign_keys f WHERE f.movable \gexec
+INSERT INTO _m_report (step, object, n, note)
+SELECT CASE WHEN f.movable THEN 're-pointed' ELSE 'ACTION NEEDED' END,
+       pg_catalog.format('foreign key %I of %s', f.conname, f.conrelid::regclass), NULL::bigint,
+       CASE WHEN f.movable THEN pg_catalog.format('now references %s', f.new_table)
+            ELSE pg_catalog.format('still references %s (its columns are not in %s)', f.old_relid::regclass, f.new_table) END
+  FROM _m_foreign_keys f ORDER BY 2;
+
 -- the old tables' triggers go (the legacy copies stay as they were, without rules)
 INSERT INTO _m_report (step, object, n, note)
 SELECT 'dropped trigger', pg_catalog.format('%I on %s', tg.tgname, tg.tgrelid::regclass), NULL::bigint, pg_catalog.format('called %s', p.proname)
@@ -558,7 +630,7 @@ SELECT pg_catalog.format('DROP FUNCTION %s', funcid::regprocedure) FROM _m_drop_
 NOTIFY pgrst, 'reload schema';
 
 -- ---- 8. report ------------------------------------------------------------------------------------
-\if :dry_run
+\if :m_dry_run
 \echo
 \echo 'pg_assistant migration: DRY RUN. This is what the migration would do; nothing has been changed.'
 \else
@@ -566,7 +638,7 @@ NOTIFY pgrst, 'reload schema';
 \echo 'pg_assistant migration: APPLIED.'
 \endif
 SELECT step, object, n AS rows, note FROM _m_report ORDER BY seq;
-\if :dry_run
+\if :m_dry_run
 ROLLBACK;
 \echo 'Rolled back (dry run). Run again with -v dry_run=off to migrate.'
 \else

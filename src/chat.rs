@@ -404,12 +404,10 @@ fn add_to_profile(change: &SessionChange, now: pg_sys::TimestampTz, check_limit:
         let (started, total, weekly) =
             (p.get_i32("weekly_started_sessions").unwrap_or(0), p.get_i32("total_completed_sessions").unwrap_or(0),
              p.get_i32("weekly_completed_sessions").unwrap_or(0));
-        let started = if stale { change.started } else { started + change.started };
-        let weekly = if stale { change.weekly } else { weekly + change.weekly }.max(0);
+        let started = p.add_i32("weekly_started_sessions", if stale { 0 } else { started }, change.started);
+        p.add_i32("total_completed_sessions", total, change.total);
+        p.add_i32("weekly_completed_sessions", if stale { 0 } else { weekly }, change.weekly);
         let resets = if stale { time::next_week_start(now) } else { resets };
-        p.set("weekly_started_sessions", started.into());
-        p.set("total_completed_sessions", (total + change.total).max(0).into());
-        p.set("weekly_completed_sessions", weekly.into());
         p.set("week_reset_date", resets.into());
         let limit = p.get_i32("weekly_session_limit").filter(|_| check_limit)?;
         (started > limit).then(|| OverLimit {
@@ -652,8 +650,7 @@ fn messages_count(call: &TriggerCall) -> pg_sys::Datum {
             let (main, helper) = if main { (sign, 0) } else { (0, sign) };
             let counted = parent::update_by_key(c"sessions", c"sessions_pkey", pg_sys::F_UUID_EQ, session, |s| {
                 let column = if main != 0 { "message_count_main" } else { "message_count_helper" };
-                let count = s.get_i32(column).unwrap_or(0) + main + helper;
-                s.set(column, count.max(0).into());
+                s.add_i32(column, s.get_i32(column).unwrap_or(0), main + helper);
                 s.get("is_completed").is_some_and(|d| d.value() != 0)
             });
             match counted {

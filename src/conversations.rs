@@ -243,7 +243,7 @@ fn conversation_messages_count(call: &TriggerCall) -> pg_sys::Datum {
     match only.as_ref().and_then(|row| Some((row.get(call.column("conversation_id"))?, row.get(call.column("created_at"))))) {
         Some((conversation, created)) => {
             let counted = parent::update_by_key(c"conversations", c"conversations_pkey", pg_sys::F_UUID_EQ, conversation, |c| {
-                c.set("message_count", (c.get_i32("message_count").unwrap_or(0) + 1).into());
+                c.add_i32("message_count", c.get_i32("message_count").unwrap_or(0), 1);
                 let last = c.get("last_message_at").map(|d| d.value() as i64);
                 if let Some(created) = created.map(|d| d.value() as i64).filter(|&t| last.is_none_or(|l| t > l)) {
                     c.set("last_message_at", created.into());

@@ -15,6 +15,30 @@ mod tests {
         one::<String>(sql)
     }
 
+    // ---- native counter writes ---------------------------------------------------------------
+
+    /// common::parent writes the parent tables without their CHECK constraints, trusting that
+    /// every one of them is the extension's own and kept true by the counters: this list is
+    /// exactly the catalog's.
+    #[pg_test]
+    fn parent_tables_check_constraints_are_exactly_the_known_ones() {
+        let names: Vec<String> = Spi::connect(|c| {
+            c.select(
+                "SELECT conname::text FROM pg_constraint
+                  WHERE contype = 'c' AND conrelid IN ('sessions'::regclass, 'profiles'::regclass, 'conversations'::regclass)
+                  ORDER BY 1",
+                None,
+                &[],
+            )
+            .unwrap()
+            .map(|r| r.get::<String>(1).unwrap().unwrap())
+            .collect()
+        });
+        let mut known: Vec<String> = crate::common::parent::OWN_CHECKS.iter().map(|s| s.to_string()).collect();
+        known.sort();
+        assert_eq!(names, known);
+    }
+
     // ---- week arithmetic -------------------------------------------------------------------
 
     #[pg_test]

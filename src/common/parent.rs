@@ -11,12 +11,15 @@
 //!
 //! What that leaves out, and why the result is the same:
 //! * the CHECK constraints: the callers keep their counters non-negative by construction, and no
-//!   other column changes;
+//!   other column changes; a table with a CHECK constraint that is not the extension's own
+//!   ([`OWN_CHECKS`]) takes the SQL path;
 //! * the parent table's triggers: this path is taken only while every UPDATE trigger on the
-//!   table is the extension's own, and those have nothing to do when the extension writes
-//!   counters (completion stamps, reopen and protected-column guards, completion counts),
-//!   except `set_updated_at()`, whose effect is applied here. A table with any other UPDATE
-//!   trigger, or with rules, or not stored as heap, takes the SQL path ([`Outcome::Declined`]);
+//!   table is one of the extension's that have nothing to do when the extension writes counters
+//!   (completion stamps, reopen and protected-column guards, completion counts) or
+//!   `set_updated_at()`, whose stamp is applied here. A table with any other UPDATE trigger, a
+//!   deferrable constraint, rules, stored generated columns, no replica identity, or not stored
+//!   as a plain heap table, takes the SQL path ([`Outcome::Declined`]), and so does every write
+//!   while `session_replication_role` is not `origin`;
 //! * privileges and row-level security: the write is the extension's own, as in the owner
 //!   context, and refused as the owner context refuses while any of the extension's tables
 //!   carries a trigger it does not trust (common::trusted).
@@ -37,6 +40,30 @@ pub enum Outcome<R> {
     /// Not for this table now: use the SQL statement.
     Declined,
 }
+
+/// The CHECK constraints of the parent tables, all of them the extension's own (a unit test
+/// compares this list with the catalog). The counters written here keep them true.
+pub const OWN_CHECKS: &[&str] = &[
+    "sessions_completed_has_completed_at",
+    "sessions_times_finite",
+    "sessions_completed_after_started",
+    "sessions_duration_non_negative",
+    "sessions_message_counts_non_negative",
+    "profiles_total_completed_sessions_check",
+    "profiles_weekly_completed_sessions_check",
+    "profiles_weekly_started_sessions_check",
+    "profiles_weekly_session_limit_check",
+    "conversations_message_count_check",
+];
+
+/// The extension's UPDATE triggers of the parent tables that have nothing to do when the
+/// extension writes counters; `set_updated_at` is handled apart.
+const NO_OP_FOR_COUNTERS: &[&[u8]] = &[
+    b"sessions_before_write",
+    b"sessions_count_completions",
+    b"profiles_guard_protected_columns",
+    b"conversations_before_write",
+];
 
 /// The locked latest version of the row, and the changes `edit` makes to it.
 pub struct Locked {
@@ -61,6 +88,19 @@ impl Locked {
 
     pub fn get_i32(&self, name: &str) -> Option<i32> {
         self.get(name).map(|d| d.value() as i32)
+    }
+
+    /// Set int4 column `name` to `value + delta`, never below zero (`22003` past the int4 range,
+    /// as the UPDATE statement raises).
+    pub fn add_i32(&mut self, name: &str, value: i32, delta: i32) -> i32 {
+        let sum = value.checked_add(delta).unwrap_or_else(|| {
+            PgaError::new(pgrx::PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE, "integer out of range")
+                .detail(format!("Counter \"{name}\" cannot pass {value} + {delta}."))
+                .raise()
+        });
+        let sum = sum.max(0);
+        self.set(name, sum.into());
+        sum
     }
 
     /// Write `value` (a by-value datum of the column's type) into column `name`.
@@ -99,9 +139,13 @@ pub fn update_by_key<R>(
     // end as an UPDATE keeps them; the snapshot is registered and released around the scan; the
     // slot (which pins the locked row's buffer) is dropped after heap_update. An error unwinds
     // through transaction abort, which releases all of it.
+    // SAFETY: a plain read of a backend global.
+    if unsafe { pg_sys::SessionReplicationRole } != pg_sys::SESSION_REPLICATION_ROLE_ORIGIN as i32 {
+        return Outcome::Declined;
+    }
     unsafe {
         let rel = pg_sys::table_open(relid, lock);
-        let Some(stamp) = verdict(rel) else {
+        let Some(stamps) = verdict(rel, indexid) else {
             pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
             return Outcome::Declined;
         };
@@ -160,7 +204,7 @@ pub fn update_by_key<R>(
         pg_sys::heap_deform_tuple(old, tupdesc, row.values.as_mut_ptr(), row.nulls.as_mut_ptr());
         let result = edit(&mut row);
         if row.replace.iter().any(|&r| r) {
-            if let Some((attnum, type_oid)) = stamp {
+            for &(attnum, type_oid) in stamps.iter() {
                 let i = attnum as usize - 1;
                 row.values[i] = transaction_time(type_oid);
                 row.nulls[i] = false;
@@ -297,74 +341,138 @@ unsafe fn insert_index_tuples(
 
 // ---- whether a table may be written this way ---------------------------------------------------
 
-/// `Some(stamp)`: the table may be written here, and `stamp` is the column (and its type) that
-/// `set_updated_at()` would set, if that trigger is enabled on it. Kept per table until an
-/// invalidation may have changed its triggers (common::trusted).
-type Verdict = Option<Option<(i16, pg_sys::Oid)>>;
+/// `Some(stamps)`: the table may be written here, and `stamps` are the columns (and their
+/// types) that enabled `set_updated_at()` triggers would set. Kept per table until an
+/// invalidation may have changed its triggers, constraints or indexes (common::trusted).
+type Verdict = Option<std::rc::Rc<Vec<(i16, pg_sys::Oid)>>>;
 
 thread_local! {
-    static VERDICTS: RefCell<Vec<(pg_sys::Oid, u64, Verdict)>> = const { RefCell::new(Vec::new()) };
+    static VERDICTS: RefCell<Vec<(pg_sys::Oid, pg_sys::Oid, u64, Verdict)>> = const { RefCell::new(Vec::new()) };
 }
 
-unsafe fn verdict(rel: pg_sys::Relation) -> Verdict {
+unsafe fn verdict(rel: pg_sys::Relation, indexid: pg_sys::Oid) -> Verdict {
     let relid = (*rel).rd_id;
     let generation = trusted::generation();
-    if let Some(v) = VERDICTS.with(|v| v.borrow().iter().find(|e| e.0 == relid && e.1 == generation).map(|e| e.2)) {
+    let cached = VERDICTS.with(|v| {
+        v.borrow().iter().find(|e| e.0 == relid && e.1 == indexid && e.2 == generation).map(|e| e.3.clone())
+    });
+    if let Some(v) = cached {
         return v;
     }
-    let v = judge(rel);
-    VERDICTS.with(|v2| {
-        let mut all = v2.borrow_mut();
+    let v = judge(rel, indexid).map(std::rc::Rc::new);
+    VERDICTS.with(|all| {
+        let mut all = all.borrow_mut();
         all.retain(|e| e.0 != relid);
-        all.push((relid, generation, v));
+        all.push((relid, indexid, generation, v.clone()));
     });
     v
 }
 
 /// What the verdict needs of one trigger, copied out of the relcache before any catalog lookup
 /// (a lookup may accept invalidations that rebuild the trigger descriptor).
-struct UpdateTrigger {
+struct TriggerFacts {
     function: pg_sys::Oid,
-    row_before: bool,
+    internal: bool,
+    deferrable: bool,
+    on_update: bool,
+    before_row: bool,
     enabled: bool,
-    column: Option<String>,
+    some_columns: bool,
+    args: Vec<String>,
 }
 
-unsafe fn judge(rel: pg_sys::Relation) -> Verdict {
-    if (*(*rel).rd_rel).relam != pg_sys::HEAP_TABLE_AM_OID || !(*rel).rd_rules.is_null() {
+unsafe fn judge(rel: pg_sys::Relation, indexid: pg_sys::Oid) -> Option<Vec<(i16, pg_sys::Oid)>> {
+    let form = &*(*rel).rd_rel;
+    if form.relkind as u8 != pg_sys::RELKIND_RELATION
+        || form.relam != pg_sys::HEAP_TABLE_AM_OID
+        || form.relreplident as u8 == pg_sys::REPLICA_IDENTITY_NOTHING
+        || !(*rel).rd_rules.is_null()
+    {
         return None;
     }
+    let constr = (*(*rel).rd_att).constr;
+    if !constr.is_null() {
+        if (*constr).has_generated_stored {
+            return None;
+        }
+        let checks = std::slice::from_raw_parts((*constr).check, (*constr).num_check as usize);
+        if checks.iter().any(|c| !OWN_CHECKS.iter().any(|own| CStr::from_ptr(c.ccname).to_bytes() == own.as_bytes())) {
+            return None;
+        }
+    }
     let trigdesc = (*rel).trigdesc;
-    let triggers: Vec<UpdateTrigger> = if trigdesc.is_null() {
+    let triggers: Vec<TriggerFacts> = if trigdesc.is_null() {
         Vec::new()
     } else {
         std::slice::from_raw_parts((*trigdesc).triggers, (*trigdesc).numtriggers as usize)
             .iter()
-            .filter(|t| !t.tgisinternal && (t.tgtype as u32 & pg_sys::TRIGGER_TYPE_UPDATE) != 0)
-            .map(|t| UpdateTrigger {
-                function: t.tgfoid,
-                row_before: (t.tgtype as u32 & pg_sys::TRIGGER_TYPE_ROW) != 0 && (t.tgtype as u32 & pg_sys::TRIGGER_TYPE_BEFORE) != 0,
-                enabled: t.tgenabled as u8 != b'D',
-                column: (t.tgnargs > 0).then(|| CStr::from_ptr(*t.tgargs).to_string_lossy().into_owned()),
+            .map(|t| {
+                let kind = t.tgtype as u32;
+                TriggerFacts {
+                    function: t.tgfoid,
+                    internal: t.tgisinternal,
+                    deferrable: t.tgdeferrable,
+                    on_update: kind & pg_sys::TRIGGER_TYPE_UPDATE != 0,
+                    before_row: kind & pg_sys::TRIGGER_TYPE_ROW != 0 && kind & pg_sys::TRIGGER_TYPE_BEFORE != 0,
+                    // In `origin` mode a trigger fires unless disabled or replica-only.
+                    enabled: t.tgenabled as u8 != pg_sys::TRIGGER_DISABLED && t.tgenabled as u8 != pg_sys::TRIGGER_FIRES_ON_REPLICA,
+                    some_columns: t.tgnattr > 0,
+                    args: (0..t.tgnargs as usize)
+                        .map(|i| CStr::from_ptr(*t.tgargs.add(i)).to_string_lossy().into_owned())
+                        .collect(),
+                }
             })
             .collect()
     };
-    let tupdesc = (*rel).rd_att;
     let relid = (*rel).rd_id;
-    let mut stamp = None;
+    let tupdesc = (*rel).rd_att;
+    // The key: the table's primary key, one column `id`, immediate.
+    if pg_sys::RelationGetPrimaryKeyIndex(rel) != indexid || !indexes_immediate(rel) {
+        return None;
+    }
+    let mut stamps = Vec::new();
     for t in &triggers {
+        if t.internal {
+            if t.deferrable {
+                return None; // a deferred foreign-key check would miss the new version
+            }
+            continue;
+        }
+        if !t.on_update || !t.enabled {
+            continue;
+        }
         if pg_sys::getExtensionOfObject(pg_sys::ProcedureRelationId, t.function) != schema::extension_oid() {
             return None;
         }
         let name = pg_sys::get_func_name(t.function);
-        if !name.is_null() && CStr::from_ptr(name).to_bytes() == b"set_updated_at" && t.row_before && t.enabled {
-            let column = t.column.as_deref().unwrap_or("updated_at");
+        let name = if name.is_null() { &b""[..] } else { CStr::from_ptr(name).to_bytes() };
+        if name == b"set_updated_at" && t.before_row && !t.some_columns && t.args.len() <= 1 {
+            let column = t.args.first().map(String::as_str).unwrap_or("updated_at");
             let col = columns::find(relid, tupdesc, column)?;
             if col.type_oid != pg_sys::TIMESTAMPTZOID && col.type_oid != pg_sys::TIMESTAMPOID {
                 return None; // the trigger's own error, through the SQL path
             }
-            stamp = Some((col.attnum, col.type_oid));
+            stamps.push((col.attnum, col.type_oid));
+        } else if !NO_OP_FOR_COUNTERS.contains(&name) {
+            return None;
         }
     }
-    Some(stamp)
+    Some(stamps)
+}
+
+/// Whether every index of the table checks uniqueness immediately (a deferred check would be
+/// queued by the executor, not here).
+unsafe fn indexes_immediate(rel: pg_sys::Relation) -> bool {
+    let list = pg_sys::RelationGetIndexList(rel);
+    let oids: Vec<pg_sys::Oid> = pgrx::PgList::<pg_sys::Oid>::from_pg(list).iter_oid().collect();
+    oids.into_iter().all(|index| {
+        let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::INDEXRELID as i32, pg_sys::Datum::from(index));
+        if tuple.is_null() {
+            return false;
+        }
+        let form = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_index>(tuple);
+        let immediate = (*form).indimmediate && (*form).indisvalid;
+        pg_sys::ReleaseSysCache(tuple);
+        immediate
+    })
 }

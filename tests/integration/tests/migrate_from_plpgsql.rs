@@ -251,6 +251,12 @@ fn chat_and_behavior_database_moves_without_losing_a_row() {
          CREATE TABLE evil._m_settings (src text, tgt text, leg text, dry_run bool);",
     )
     .unwrap();
+    // an application table of its own that references the old profiles
+    c.batch_execute(
+        "CREATE TABLE public.user_notes (id serial PRIMARY KEY, user_id uuid NOT NULL REFERENCES public.profiles (id) ON DELETE CASCADE, body text);
+         INSERT INTO public.user_notes (user_id, body) SELECT id, 'note' FROM public.profiles ORDER BY id LIMIT 3;",
+    )
+    .unwrap();
     let messages_before = count(&mut c, "SELECT count(*) FROM public.messages");
     let out = db.migrate_env(&["dry_run=off"], &[("PGOPTIONS", "-c search_path=evil,public,pg_catalog")]);
     assert!(out.ok, "migration failed:\n{}\n{}", out.stdout, out.stderr);
@@ -263,10 +269,10 @@ fn chat_and_behavior_database_moves_without_losing_a_row() {
     let leg = "legacy_plpgsql";
     // (plus the profile A5's user got)
     same_rows_where(&mut c, &format!("{leg}.profiles"), "public.profiles", &format!("x.id IN (SELECT id FROM {leg}.profiles)"),
-                    "id", &["total_completed_sessions", "weekly_completed_sessions", "week_reset_date", "updated_at"]);
+                    "id", &["total_completed_sessions", "weekly_completed_sessions", "week_reset_date"]);
     same_rows(&mut c, &format!("{leg}.scenarios"), "public.scenarios", "id", &[]);
     same_rows(&mut c, &format!("{leg}.sessions"), "public.sessions", "id",
-              &["duration_seconds", "message_count_main", "message_count_helper", "updated_at"]);
+              &["duration_seconds", "message_count_main", "message_count_helper"]);
     same_rows(&mut c, &format!("{leg}.messages"), "public.messages", "id", &[]);
     same_rows(&mut c, &format!("{leg}.logs"), "public.logs", "id", &[]);
     same_rows(&mut c, &format!("{leg}.behavior_events"), "public.behavior_events", "id", &[]);
@@ -323,6 +329,14 @@ fn chat_and_behavior_database_moves_without_losing_a_row() {
         .get(0);
     assert!(!granted);
 
+    // the application's foreign key now references the new profiles (A5's profile exists only there)
+    assert!(out.has("re-pointed", "foreign key user_notes_user_id_fkey of public.user_notes"), "{}", out.stdout);
+    c.batch_execute("INSERT INTO public.user_notes (user_id, body)
+                     SELECT id, 'new' FROM public.profiles WHERE id NOT IN (SELECT id FROM legacy_plpgsql.profiles)")
+        .unwrap();
+    let err = c.batch_execute("INSERT INTO public.user_notes (user_id, body) VALUES (gen_random_uuid(), 'x')").unwrap_err();
+    assert_eq!(sqlstate(&err), "23503");
+
     // the extension's rules are the ones that run now
     let completed: String = c
         .query_one("SELECT id::text FROM public.sessions WHERE is_completed ORDER BY id LIMIT 1", &[])
@@ -372,7 +386,7 @@ fn platform_database_moves_without_losing_a_row() {
     let mut c = db.client();
     let leg = "legacy_plpgsql";
     same_rows(&mut c, &format!("{leg}.tenants"), "public.tenants", "id", &[]);
-    same_rows(&mut c, &format!("{leg}.conversations"), "public.conversations", "id", &["message_count", "last_message_at", "updated_at"]);
+    same_rows(&mut c, &format!("{leg}.conversations"), "public.conversations", "id", &["message_count", "last_message_at"]);
     same_rows(&mut c, &format!("{leg}.messages"), "public.conversation_messages", "id", &["tenant_id"]);
     same_rows(&mut c, &format!("{leg}.feedback"), "public.feedback", "id", &["tenant_id"]);
     same_rows(&mut c, &format!("{leg}.usage_metrics"), "public.usage_metrics", "tenant_id::text || x.user_id::text || x.date", &[]);
@@ -390,6 +404,12 @@ fn platform_database_moves_without_losing_a_row() {
         count(&mut c, &format!("SELECT count(*) FROM {leg}.users"))
     );
 
+    // repairs do not move updated_at (conversations are listed by it)
+    assert_eq!(
+        count(&mut c, &format!(
+            "SELECT count(*) FROM {leg}.conversations o JOIN public.conversations n USING (id) WHERE n.updated_at <> o.updated_at")),
+        0
+    );
     // conversations' counters equal their recount; tenants follow the conversation
     assert_eq!(count(&mut c, "SELECT count(*) FROM public.verify_counts()"), 0);
     assert_eq!(
@@ -459,4 +479,36 @@ fn a_failed_check_changes_nothing() {
     let out = db.migrate(&["dry_run=off"]);
     assert!(!out.ok);
     assert!(out.stdout.contains("pg_assistant is already installed"), "{}", out.stdout);
+}
+
+/// A role that may create objects in the source schema plants a table shaped like one of the
+/// documents', with a column of its own type whose cast runs its own function: the migration
+/// (run by a superuser) refuses before anything runs, in the dry run too.
+#[test]
+fn a_cast_written_by_an_ordinary_role_stops_the_migration() {
+    const ROLE: &str = "pga_mig_mallory";
+    ensure_login_role(ROLE);
+    let db = LegacyDb::build("migrate_cast_attack", CHAT);
+    let mut c = db.client();
+    c.batch_execute(&format!(
+        "GRANT CREATE ON SCHEMA public TO {ROLE};
+         CREATE TABLE public.cast_ran (by name);
+         GRANT INSERT ON public.cast_ran TO {ROLE};
+         SET ROLE {ROLE};
+         CREATE TYPE public.mood AS ENUM ('1', '-1');
+         CREATE FUNCTION public.mood_text(public.mood) RETURNS text LANGUAGE plpgsql AS $f$
+           BEGIN INSERT INTO public.cast_ran VALUES (current_user); RETURN $1::text; END $f$;
+         CREATE CAST (public.mood AS text) WITH FUNCTION public.mood_text(public.mood);
+         CREATE TABLE public.feedback (id uuid PRIMARY KEY, message_id uuid, user_id uuid, rating public.mood);
+         INSERT INTO public.feedback VALUES (gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), '1');
+         RESET ROLE;"
+    ))
+    .unwrap();
+    for dry in ["dry_run=on", "dry_run=off"] {
+        let out = db.migrate(&[dry]);
+        assert!(!out.ok, "{dry}: the migration should stop:\n{}", out.stdout);
+        assert!(out.stdout.contains("the cast from public.mood to text calls public.mood_text(public.mood)"), "{dry}: {}", out.stdout);
+        assert_eq!(count(&mut c, "SELECT count(*) FROM public.cast_ran"), 0, "{dry}: the cast function ran");
+    }
+    assert_eq!(count(&mut c, "SELECT count(*) FROM pg_extension WHERE extname = 'pg_assistant'"), 0);
 }
