@@ -427,7 +427,7 @@ unsafe fn judge(rel: pg_sys::Relation, indexid: pg_sys::Oid) -> Option<Vec<(i16,
     let relid = (*rel).rd_id;
     let tupdesc = (*rel).rd_att;
     // The key: the table's primary key, one column `id`, immediate.
-    if pg_sys::RelationGetPrimaryKeyIndex(rel) != indexid || !indexes_immediate(rel) {
+    if primary_key_index(rel) != indexid || !indexes_immediate(rel) {
         return None;
     }
     let mut stamps = Vec::new();
@@ -458,6 +458,16 @@ unsafe fn judge(rel: pg_sys::Relation, indexid: pg_sys::Oid) -> Option<Vec<(i16,
         }
     }
     Some(stamps)
+}
+
+#[cfg(not(feature = "pg18"))]
+unsafe fn primary_key_index(rel: pg_sys::Relation) -> pg_sys::Oid {
+    pg_sys::RelationGetPrimaryKeyIndex(rel)
+}
+
+#[cfg(feature = "pg18")]
+unsafe fn primary_key_index(rel: pg_sys::Relation) -> pg_sys::Oid {
+    pg_sys::RelationGetPrimaryKeyIndex(rel, false)
 }
 
 /// Whether every index of the table checks uniqueness immediately (a deferred check would be
