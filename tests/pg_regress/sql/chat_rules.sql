@@ -117,25 +117,37 @@ INSERT INTO sessions (id, user_id, scenario_id, started_at, is_completed, comple
 VALUES (:s2, :u2, 'party', now() - interval '1 hour', true, now() - interval '15 minutes');
 SELECT completed_at = now() - interval '15 minutes' AS kept, duration_seconds FROM sessions WHERE id = :s2;
 COMMIT;
-SELECT id, total_completed_sessions, weekly_completed_sessions FROM profiles ORDER BY id;
+-- (the weekly counter against this week's completions: `now() - interval '15 minutes'` is last week
+-- during the first quarter hour of a Monday)
+SELECT id, total_completed_sessions, weekly_completed_sessions = (SELECT count(*) FROM sessions s WHERE s.user_id = p.id
+         AND s.is_completed AND s.completed_at >= next_week_start(now()) - interval '7 days') AS weekly_exact
+  FROM profiles p ORDER BY id;
 -- Temporal checks.
 INSERT INTO sessions (user_id, scenario_id, started_at, is_completed, completed_at)
 VALUES (:u2, 'party', now(), true, now() - interval '1 second');
 -- A completion last week counts in the total, not in this week.
 INSERT INTO sessions (user_id, scenario_id, started_at, is_completed, completed_at)
 VALUES (:u2, 'party', now() - interval '8 days', true, now() - interval '8 days');
-SELECT id, total_completed_sessions, weekly_completed_sessions FROM profiles ORDER BY id;
+SELECT id, total_completed_sessions, weekly_completed_sessions = (SELECT count(*) FROM sessions s WHERE s.user_id = p.id
+         AND s.is_completed AND s.completed_at >= next_week_start(now()) - interval '7 days') AS weekly_exact
+  FROM profiles p ORDER BY id;
 
 -- Deleting completed sessions: the total follows; the weekly counter only for this week's completions.
 DELETE FROM sessions WHERE user_id = :u2 AND completed_at < now() - interval '7 days';
-SELECT id, total_completed_sessions, weekly_completed_sessions FROM profiles ORDER BY id;
+SELECT id, total_completed_sessions, weekly_completed_sessions = (SELECT count(*) FROM sessions s WHERE s.user_id = p.id
+         AND s.is_completed AND s.completed_at >= next_week_start(now()) - interval '7 days') AS weekly_exact
+  FROM profiles p ORDER BY id;
 DELETE FROM sessions WHERE id = :s2;
-SELECT id, total_completed_sessions, weekly_completed_sessions FROM profiles ORDER BY id;
+SELECT id, total_completed_sessions, weekly_completed_sessions = (SELECT count(*) FROM sessions s WHERE s.user_id = p.id
+         AND s.is_completed AND s.completed_at >= next_week_start(now()) - interval '7 days') AS weekly_exact
+  FROM profiles p ORDER BY id;
 -- Deleting a session deletes its messages.
 SELECT count(*) AS messages_before FROM messages;
 DELETE FROM sessions WHERE id = :s1;
 SELECT count(*) AS messages_after FROM messages;
-SELECT id, total_completed_sessions, weekly_completed_sessions FROM profiles ORDER BY id;
+SELECT id, total_completed_sessions, weekly_completed_sessions = (SELECT count(*) FROM sessions s WHERE s.user_id = p.id
+         AND s.is_completed AND s.completed_at >= next_week_start(now()) - interval '7 days') AS weekly_exact
+  FROM profiles p ORDER BY id;
 SELECT count(*) AS drifted FROM verify_counts();
 
 -- The weekly limit caps the sessions started in a week (its DETAIL and HINT are in chat_week,

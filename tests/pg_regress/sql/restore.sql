@@ -5,10 +5,11 @@ SET client_min_messages = warning;
 TRUNCATE tenants, profiles, scenarios, sessions, messages, logs, behavior_patterns, conversations, conversation_messages, feedback, usage_metrics;
 \set VERBOSITY sqlstate
 
--- As a dump has them: a profile whose counters already include its completed session ...
+-- As a dump has them: a profile whose counters already include its completed session (of an
+-- earlier week: a fixed date, so it counts in the total only) ...
 SET row_security = off;
 COPY profiles (id, email, total_completed_sessions, weekly_completed_sessions, weekly_session_limit, week_reset_date) FROM stdin;
-10000000-0000-4000-8000-000000000001	restored@example.com	1	1	1	2099-01-05 00:00:00+00
+10000000-0000-4000-8000-000000000001	restored@example.com	1	0	1	2099-01-05 00:00:00+00
 \.
 COPY scenarios (id, title) FROM stdin;
 market	Marketplace
