@@ -24,6 +24,13 @@ pub struct Row {
 }
 
 impl Row {
+    /// Where this version of the row is, for [`super::parent::update_by_key_at`] later in the
+    /// same statement.
+    pub fn tid(&self) -> pg_sys::ItemPointerData {
+        // SAFETY: the slot holds the row found.
+        unsafe { (*self.slot).tts_tid }
+    }
+
     /// Column `name` (`None` for NULL or a missing column).
     pub fn get(&self, name: &str) -> Option<pg_sys::Datum> {
         // SAFETY: tupdesc is the relation's; the slot holds one of its rows.
@@ -70,8 +77,15 @@ pub fn by_unique_key<R>(
         let scan = begin_scan(rel, idx, pg_sys::GetActiveSnapshot());
         pg_sys::index_rescan(scan, &mut skey, 1, std::ptr::null_mut(), 0);
         let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
-        let found = pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot);
-        let result = found.then(|| read(&Row { slot, relid, tupdesc: (*rel).rd_att }));
+        let found =
+            pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot);
+        let result = found.then(|| {
+            read(&Row {
+                slot,
+                relid,
+                tupdesc: (*rel).rd_att,
+            })
+        });
         pg_sys::ExecDropSingleTupleTableSlot(slot);
         pg_sys::index_endscan(scan);
         pg_sys::PopActiveSnapshot();
@@ -82,11 +96,19 @@ pub fn by_unique_key<R>(
 }
 
 #[cfg(not(feature = "pg18"))]
-pub(super) unsafe fn begin_scan(rel: pg_sys::Relation, idx: pg_sys::Relation, snapshot: pg_sys::Snapshot) -> pg_sys::IndexScanDesc {
+pub(super) unsafe fn begin_scan(
+    rel: pg_sys::Relation,
+    idx: pg_sys::Relation,
+    snapshot: pg_sys::Snapshot,
+) -> pg_sys::IndexScanDesc {
     pg_sys::index_beginscan(rel, idx, snapshot, 1, 0)
 }
 
 #[cfg(feature = "pg18")]
-pub(super) unsafe fn begin_scan(rel: pg_sys::Relation, idx: pg_sys::Relation, snapshot: pg_sys::Snapshot) -> pg_sys::IndexScanDesc {
+pub(super) unsafe fn begin_scan(
+    rel: pg_sys::Relation,
+    idx: pg_sys::Relation,
+    snapshot: pg_sys::Snapshot,
+) -> pg_sys::IndexScanDesc {
     pg_sys::index_beginscan(rel, idx, snapshot, std::ptr::null_mut(), 1, 0)
 }

@@ -196,3 +196,61 @@ fn counters_from_two_repeatable_read_transactions_both_count() {
     assert_eq!(main, 2);
     assert_eq!(one(&mut c, "SELECT count(*) FROM verify_counts()"), 0);
 }
+
+/// The counter trigger starts from the version of the parent its statement's row trigger read
+/// (common::parent::update_by_key_at); when the same statement has moved the parent on since
+/// (a data-modifying CTE, run after the INSERT), it finds the newest version again.
+#[test]
+fn a_parent_moved_on_by_the_same_statement_is_counted_in_its_newest_version() {
+    let db = TestDb::new("one_row_moved_parent");
+    let mut c = db.superuser();
+    c.batch_execute(
+        "INSERT INTO scenarios (id, title) VALUES ('market', 'Market'), ('travel', 'Travel');
+         INSERT INTO tenants (id, name, slug) VALUES ('a0000000-0000-4000-8000-000000000001', 'Acme', 'acme')",
+    )
+    .unwrap();
+    let user = profile(&mut c, "moved@example.com");
+    let s = session(&mut c, user);
+    // The CTE's UPDATE runs after the INSERT (nothing reads it), between the row trigger's
+    // read of the session and the counter trigger.
+    for (i, scenario) in ["travel", "market", "travel"].into_iter().enumerate() {
+        c.execute(
+            "WITH moved AS (UPDATE sessions SET scenario_id = $2 WHERE id = $1 RETURNING id)
+             INSERT INTO messages (session_id, role, chat_type, content) VALUES ($1, 'user', 'main', 'm')",
+            &[&s, &scenario],
+        )
+        .unwrap();
+        let row = c.query_one("SELECT message_count_main, scenario_id FROM sessions WHERE id = $1", &[&s]).unwrap();
+        assert_eq!((row.get::<_, i32>(0), row.get::<_, String>(1)), (i as i32 + 1, scenario.to_owned()));
+    }
+    // The UPDATE first, then the INSERT that reads it.
+    c.execute(
+        "WITH moved AS (UPDATE sessions SET scenario_id = 'market' WHERE id = $1 RETURNING id)
+         INSERT INTO messages (session_id, role, chat_type, content) SELECT id, 'user', 'main', 'm' FROM moved",
+        &[&s],
+    )
+    .unwrap();
+    assert_eq!(c.query_one("SELECT message_count_main FROM sessions WHERE id = $1", &[&s]).unwrap().get::<_, i32>(0), 4);
+
+    c.execute("UPDATE profiles SET tenant_id = 'a0000000-0000-4000-8000-000000000001' WHERE id = $1", &[&user]).unwrap();
+    let conv: Uuid = c
+        .query_one(
+            "INSERT INTO conversations (tenant_id, user_id) VALUES ('a0000000-0000-4000-8000-000000000001', $1) RETURNING id",
+            &[&user],
+        )
+        .unwrap()
+        .get(0);
+    for (i, title) in ["one", "two"].into_iter().enumerate() {
+        c.execute(
+            "WITH moved AS (UPDATE conversations SET title = $2 WHERE id = $1 RETURNING id)
+             INSERT INTO conversation_messages (conversation_id, role, content) VALUES ($1, 'user', 'm')",
+            &[&conv, &title],
+        )
+        .unwrap();
+        let row = c.query_one("SELECT message_count, title FROM conversations WHERE id = $1", &[&conv]).unwrap();
+        assert_eq!((row.get::<_, i32>(0), row.get::<_, String>(1)), (i as i32 + 1, title.to_owned()));
+    }
+    assert_eq!(one(&mut c, "SELECT count(*) FROM verify_counts()"), 0);
+    indexes_complete(&mut c, "sessions");
+    indexes_complete(&mut c, "conversations");
+}
