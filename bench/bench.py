@@ -112,6 +112,12 @@ class Bench:
             path = workdir / f"{name}.sql"
             path.write_text(scripts[name])
             args += ["-f", str(path)]
+        # Per-transaction log: latencies in whole microseconds, where the summary prints
+        # milliseconds to three decimals (one microsecond, the size of a one-row rule's cost).
+        logs = workdir / "pgbench_log"
+        for old in workdir.glob("pgbench_log*"):
+            old.unlink()
+        args += ["-l", "--log-prefix", str(logs)]
         args.append(self.dsn)
         out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
         result: dict[str, dict[str, float]] = {}
@@ -126,6 +132,17 @@ class Bench:
             elif current and "transactions (" in line and "tps =" in line:
                 result[current]["tps"] = float(line.split("tps =")[1].rstrip(")").strip())
                 result[current]["transactions"] = int(line.lstrip("- ").split()[0])
+        sums = [[0, 0] for _ in names]
+        for log in workdir.glob("pgbench_log*"):
+            for entry in log.read_text().splitlines():
+                fields = entry.split()  # client transaction latency_us script epoch epoch_us
+                if len(fields) >= 4 and fields[2].isdigit():
+                    sums[int(fields[3])][0] += int(fields[2])
+                    sums[int(fields[3])][1] += 1
+            log.unlink()
+        for name, (total, count) in zip(names, sums):
+            if count and name in result:
+                result[name]["latency_ms"] = total / count / 1000.0
         return result
 
 
