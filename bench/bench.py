@@ -251,7 +251,7 @@ def chart(results: list[dict], out: pathlib.Path) -> None:
         axes = [axes]
     colours = {"native": "#2a9d8f", "plpgsql": "#e76f51", "none": "#8d99ae", "moddatetime": "#e9c46a",
                "first run": "#2a9d8f", "second run": "#264653", "pgvector": "#e9c46a", "pgvector_plain": "#f4a261",
-               "memory_floor": "#adb5bd"}
+               "memory_floor": "#adb5bd", "sql": "#6d597a"}
     for ax, (res, m) in zip(axes, panels):
         rows = res["summary"][m.key]
         names = list(rows)

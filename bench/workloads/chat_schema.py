@@ -48,9 +48,11 @@ def profile_uuid(n: str) -> str:
     return f"('10000000-0000-4000-8000-' || lpad(({n})::text, 12, '0'))::uuid"
 
 
-def seed_sessions(b: Bench, variant: str, sessions: int, first: int = 1, users: int | None = None) -> None:
-    """`sessions` open sessions numbered from `first`, spread over `users` profiles."""
-    s = SCHEMA[variant]
+def seed_sessions(b: Bench, variant: str, sessions: int, first: int = 1, users: int | None = None,
+                  schema: str | None = None) -> None:
+    """`sessions` open sessions numbered from `first`, spread over `users` profiles (in `schema`,
+    by default the variant's)."""
+    s = schema or SCHEMA[variant]
     users = users or sessions
     b.run(f"""INSERT INTO {s}.profiles (id, email, week_reset_date)
               SELECT {profile_uuid('i')}, 'bench' || i || '@example.com', now() + interval '7 days'
