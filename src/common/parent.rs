@@ -200,17 +200,22 @@ pub fn update_by_key_at<R>(
         let tuple_lock = (*(*rel).rd_tableam)
             .tuple_lock
             .expect("heap table access method");
-        let locked = tuple_lock(
-            rel,
-            &mut tid,
-            snapshot,
-            slot,
-            cid,
-            pg_sys::LockTupleMode::LockTupleNoKeyExclusive,
-            pg_sys::LockWaitPolicy::LockWaitBlock,
-            pg_sys::TUPLE_LOCK_FLAG_FIND_LAST_VERSION as u8,
-            &mut tmfd,
-        );
+        // pgrx guards the functions it binds, not a call through the access method's function
+        // pointer: an error in the lock wait (lock_timeout, a deadlock, a cancel) must come back
+        // through the FFI boundary as a Rust panic, never as a longjmp over these frames.
+        let locked = pg_sys::ffi::pg_guard_ffi_boundary(|| {
+            tuple_lock(
+                rel,
+                &mut tid,
+                snapshot,
+                slot,
+                cid,
+                pg_sys::LockTupleMode::LockTupleNoKeyExclusive,
+                pg_sys::LockWaitPolicy::LockWaitBlock,
+                pg_sys::TUPLE_LOCK_FLAG_FIND_LAST_VERSION as u8,
+                &mut tmfd,
+            )
+        });
         match locked {
             pg_sys::TM_Result::TM_Ok => {}
             pg_sys::TM_Result::TM_Deleted => {
@@ -304,7 +309,8 @@ unsafe fn still_at(
     let fetch = (*(*rel).rd_tableam)
         .tuple_fetch_row_version
         .expect("heap table access method");
-    if !fetch(rel, &mut tid, snapshot, slot) {
+    // Guarded as the lock above.
+    if !pg_sys::ffi::pg_guard_ffi_boundary(|| fetch(rel, &mut tid, snapshot, slot)) {
         return false;
     }
     let attnum = *(*(*idx).rd_index).indkey.values.as_ptr();

@@ -254,3 +254,31 @@ fn a_parent_moved_on_by_the_same_statement_is_counted_in_its_newest_version() {
     indexes_complete(&mut c, "sessions");
     indexes_complete(&mut c, "conversations");
 }
+
+/// The native counter write waits for the parent's row lock as an UPDATE would; when the wait
+/// ends in an error (lock_timeout here, a deadlock or a cancel alike) the statement fails with
+/// that error, and the connection and the counts are as before.
+#[test]
+fn a_counter_write_that_times_out_waiting_for_its_parent_fails_cleanly() {
+    let db = TestDb::new("one_row_lock_timeout");
+    let mut c = db.superuser();
+    c.batch_execute("INSERT INTO scenarios (id, title) VALUES ('market', 'Market')").unwrap();
+    let user = profile(&mut c, "timeout@example.com");
+    let s = session(&mut c, user);
+    let mut holder = db.superuser();
+    let mut tx = holder.transaction().unwrap();
+    tx.execute("UPDATE sessions SET scenario_id = 'market' WHERE id = $1", &[&s]).unwrap();
+    for attempt in 0..3 {
+        c.batch_execute("SET lock_timeout = '50ms'").unwrap();
+        let err = c
+            .execute("INSERT INTO messages (session_id, role, chat_type, content) VALUES ($1, 'user', 'main', 'm')", &[&s])
+            .unwrap_err();
+        let code = err.as_db_error().map(|e| e.code().code().to_owned());
+        assert_eq!(code.as_deref(), Some("55P03"), "attempt {attempt}: {err:?}");
+        c.batch_execute("RESET lock_timeout").unwrap();
+    }
+    tx.rollback().unwrap();
+    c.execute("INSERT INTO messages (session_id, role, chat_type, content) VALUES ($1, 'user', 'main', 'm')", &[&s]).unwrap();
+    assert_eq!(c.query_one("SELECT message_count_main FROM sessions WHERE id = $1", &[&s]).unwrap().get::<_, i32>(0), 1);
+    assert_eq!(one(&mut c, "SELECT count(*) FROM verify_counts()"), 0);
+}
