@@ -14,18 +14,16 @@ use pgrx::prelude::*;
 
 use crate::common::error::{require_arg, PgaError, INVALID_PARAMETER};
 use crate::common::owner::{
-    as_owner, as_owner_by_key, as_owner_native, may_write_protected_columns,
-    require_privileged_caller, row_security_violation,
+    as_owner, as_owner_by_key, as_owner_native, may_write_protected_columns, require_privileged_caller, row_security_violation,
 };
 use crate::common::parent::{self, Outcome};
 use crate::common::plans::{self, Stmt};
 use crate::common::restore::loading_dump;
 use crate::common::time::{self, arg as ts};
-use crate::common::trigger::{
-    native_trigger, statement_done, Event, Level, Timing, Transition, TransitionRow, TriggerCall,
-    Usage,
-};
 use crate::identity::current_user_uuid;
+use crate::common::trigger::{
+    native_trigger, statement_done, Event, Level, Timing, Transition, TransitionRow, TriggerCall, Usage,
+};
 
 const UUID: PgOid = PgOid::BuiltIn(PgBuiltInOids::UUIDOID);
 const TIMESTAMPTZ: PgOid = PgOid::BuiltIn(PgBuiltInOids::TIMESTAMPTZOID);
@@ -49,64 +47,37 @@ fn uuid_bytes(datum: pg_sys::Datum) -> [u8; 16] {
 
 // ---- sessions: completion, no reopening, weekly limit, protected columns ----------------------
 
-const SESSIONS_BEFORE_WRITE: Usage = Usage {
-    timing: Timing::Before,
-    level: Level::Row,
-    events: &[Event::Insert, Event::Update],
-};
+const SESSIONS_BEFORE_WRITE: Usage =
+    Usage { timing: Timing::Before, level: Level::Row, events: &[Event::Insert, Event::Update] };
 
 /// Written by the rules, or by callers with BYPASSRLS.
-const SESSION_PROTECTED: [&str; 4] = [
-    "completed_at",
-    "duration_seconds",
-    "message_count_main",
-    "message_count_helper",
-];
+const SESSION_PROTECTED: [&str; 4] = ["completed_at", "duration_seconds", "message_count_main", "message_count_helper"];
 /// On UPDATE `started_at` is protected too (the duration is measured from it), and so are the
 /// session's identity and owner: row-level security checks the old and the new row at two
 /// moments, between which a caller can change their own claims, so `user_id` must not move.
-const SESSION_PROTECTED_ON_UPDATE: [&str; 7] = [
-    "completed_at",
-    "duration_seconds",
-    "message_count_main",
-    "message_count_helper",
-    "started_at",
-    "id",
-    "user_id",
-];
+const SESSION_PROTECTED_ON_UPDATE: [&str; 7] =
+    ["completed_at", "duration_seconds", "message_count_main", "message_count_helper", "started_at", "id", "user_id"];
 /// A completed session is final for ordinary callers.
 const SESSION_FINAL: [&str; 1] = ["scenario_id"];
 /// How far an ordinary caller's `started_at` may be from now (client clock skew).
 const STARTED_AT_SKEW_SECONDS: i64 = 300;
 
-native_trigger!(
-    pga_sessions_before_write,
-    pg_finfo_pga_sessions_before_write,
-    "sessions_before_write",
-    sessions_before_write
-);
+native_trigger!(pga_sessions_before_write, pg_finfo_pga_sessions_before_write, "sessions_before_write", sessions_before_write);
 
 fn sessions_before_write(call: &TriggerCall) -> pg_sys::Datum {
     call.require(&SESSIONS_BEFORE_WRITE, None);
     call.require_own_table(c"sessions");
     let is_completed_col = call.column("is_completed");
     let new = call.new_tuple();
-    let now_completed = call
-        .get(new, is_completed_col)
-        .is_some_and(|d| d.value() != 0);
+    let now_completed = call.get(new, is_completed_col).is_some_and(|d| d.value() != 0);
 
     let becomes_completed = match call.event() {
         Event::Update => {
-            let was_completed = call
-                .get(call.old_tuple(), is_completed_col)
-                .is_some_and(|d| d.value() != 0);
+            let was_completed = call.get(call.old_tuple(), is_completed_col).is_some_and(|d| d.value() != 0);
             if was_completed && !now_completed {
                 let id = uuid_text(call.get(call.old_tuple(), call.column("id")));
                 PgaError::rule(format!("session {id} is completed and cannot be reopened"))
-                    .detail(format!(
-                        "Failing row (id)=({id}) of {}.",
-                        call.qualified_table_name()
-                    ))
+                    .detail(format!("Failing row (id)=({id}) of {}.", call.qualified_table_name()))
                     .hint("Start a new session instead.")
                     .raise();
             }
@@ -137,19 +108,13 @@ fn sessions_before_write(call: &TriggerCall) -> pg_sys::Datum {
     }
     let completed_at_col = call.column("completed_at");
     let started_at = call.get(new, call.column("started_at"));
-    let completed_at = call
-        .get(new, completed_at_col)
-        .map(|d| d.value() as i64)
-        .unwrap_or_else(time::now);
+    let completed_at = call.get(new, completed_at_col).map(|d| d.value() as i64).unwrap_or_else(time::now);
     let duration = started_at.map(|s| time::whole_seconds(s.value() as i64, completed_at) as i32);
     call.modified(
         new,
         [
             (completed_at_col, Some(pg_sys::Datum::from(completed_at))),
-            (
-                call.column("duration_seconds"),
-                duration.map(pg_sys::Datum::from),
-            ),
+            (call.column("duration_seconds"), duration.map(pg_sys::Datum::from)),
         ],
     )
 }
@@ -160,9 +125,7 @@ fn reject_supplied_counters(call: &TriggerCall) {
     for name in SESSION_PROTECTED {
         let value = call.get(new, call.column(name));
         let supplied = match name {
-            "message_count_main" | "message_count_helper" => {
-                value.is_some_and(|d| d.value() as i32 != 0)
-            }
+            "message_count_main" | "message_count_helper" => value.is_some_and(|d| d.value() as i32 != 0),
             _ => value.is_some(),
         };
         if supplied {
@@ -179,24 +142,15 @@ fn reject_supplied_counters(call: &TriggerCall) {
 
 /// An ordinary user's session starts now: `started_at` within a few minutes of the current time.
 fn check_started_at(call: &TriggerCall) {
-    let Some(started) = call.get(call.new_tuple(), call.column("started_at")) else {
-        return;
-    };
+    let Some(started) = call.get(call.new_tuple(), call.column("started_at")) else { return };
     let started = started.value() as i64;
     let now = time::now();
     let skew = (started as i128 - now as i128).abs();
     if skew > STARTED_AT_SKEW_SECONDS as i128 * 1_000_000 {
-        PgaError::rule(format!(
-            "started_at must be within {} minutes of the current time",
-            STARTED_AT_SKEW_SECONDS / 60
-        ))
-        .detail(format!(
-            "started_at was {}; the current time is {}.",
-            timestamp_text(started),
-            timestamp_text(now)
-        ))
-        .hint("Leave started_at out: it defaults to now().")
-        .raise();
+        PgaError::rule(format!("started_at must be within {} minutes of the current time", STARTED_AT_SKEW_SECONDS / 60))
+            .detail(format!("started_at was {}; the current time is {}.", timestamp_text(started), timestamp_text(now)))
+            .hint("Leave started_at out: it defaults to now().")
+            .raise();
     }
 }
 
@@ -237,9 +191,7 @@ macro_rules! profile_counts_sql {
 }
 
 static SESSIONS_INSERTED: Stmt = Stmt::new(
-    profile_counts_sql!(
-        "SELECT user_id, 1, CASE WHEN is_completed THEN 1 ELSE 0 END, completed_at FROM new_rows"
-    ),
+    profile_counts_sql!("SELECT user_id, 1, CASE WHEN is_completed THEN 1 ELSE 0 END, completed_at FROM new_rows"),
     &[TIMESTAMPTZ, TIMESTAMPTZ, TIMESTAMPTZ],
 );
 /// A session moved by a profile's id changing (`ON UPDATE CASCADE`) stays counted where it was:
@@ -323,11 +275,7 @@ fn sessions_count_completions(call: &TriggerCall) -> pg_sys::Datum {
             let started: i32 = row.get(2).ok().flatten().unwrap_or(0);
             let added: i64 = row.get(4).ok().flatten().unwrap_or(0);
             (started as i64 > limit as i64).then(|| OverLimit {
-                profile: row
-                    .get(1)
-                    .ok()
-                    .flatten()
-                    .unwrap_or(pgrx::Uuid::from_bytes([0; 16])),
+                profile: row.get(1).ok().flatten().unwrap_or(pgrx::Uuid::from_bytes([0; 16])),
                 started_before: started as i64 - added,
                 limit,
                 resets: row
@@ -368,15 +316,7 @@ fn sessions_count_completions(call: &TriggerCall) -> pg_sys::Datum {
             Spi::connect_mut(|client| {
                 call.register_transition_tables();
                 plans::run(client, lock, &[]);
-                let rows = plans::run(
-                    client,
-                    stmt,
-                    &[
-                        ts(now),
-                        ts(time::week_start(now)),
-                        ts(time::next_week_start(now)),
-                    ],
-                );
+                let rows = plans::run(client, stmt, &[ts(now), ts(time::week_start(now)), ts(time::next_week_start(now))]);
                 over_limit(rows)
             })
         }),
@@ -387,10 +327,7 @@ fn sessions_count_completions(call: &TriggerCall) -> pg_sys::Datum {
                 "Profile {} has started {} of {} sessions allowed this week.",
                 o.profile, o.started_before, o.limit
             ))
-            .hint(format!(
-                "The weekly counter resets on {}.",
-                timestamp_text(o.resets)
-            ))
+            .hint(format!("The weekly counter resets on {}.", timestamp_text(o.resets)))
             .raise();
     }
     statement_done()
@@ -409,23 +346,14 @@ struct SessionChange {
 
 /// `None`: not a one-row statement (or one that moved a session to another profile), for the
 /// set-based statement. `Some(None)`: a one-row statement that changes no counter.
-fn one_session_change(
-    call: &TriggerCall,
-    now: pg_sys::TimestampTz,
-) -> Option<Option<SessionChange>> {
+fn one_session_change(call: &TriggerCall, now: pg_sys::TimestampTz) -> Option<Option<SessionChange>> {
     let week_start = time::week_start(now);
-    let (user_col, completed_col, completed_at_col) = (
-        call.column("user_id"),
-        call.column("is_completed"),
-        call.column("completed_at"),
-    );
+    let (user_col, completed_col, completed_at_col) =
+        (call.column("user_id"), call.column("is_completed"), call.column("completed_at"));
     // (+1 if completed, +1 if completed this week) of one row.
     let counts = |row: &TransitionRow| {
         let completed = row.get(completed_col).is_some_and(|d| d.value() != 0);
-        let this_week = completed
-            && row
-                .get(completed_at_col)
-                .is_some_and(|d| d.value() as i64 >= week_start);
+        let this_week = completed && row.get(completed_at_col).is_some_and(|d| d.value() as i64 >= week_start);
         (completed as i32, this_week as i32)
     };
     let (old, new) = match call.event() {
@@ -449,13 +377,7 @@ fn one_session_change(
         return Some(None);
     }
     let user = new.as_ref().or(old.as_ref())?.get(user_col)?;
-    Some(Some(SessionChange {
-        user,
-        started,
-        total,
-        weekly,
-        _rows: [old, new],
-    }))
+    Some(Some(SessionChange { user, started, total, weekly, _rows: [old, new] }))
 }
 
 /// [`profile_counts_sql`] for one profile by primary key: `$1` profile, `$2` now, `$3` start of
@@ -475,52 +397,26 @@ static PROFILE_COUNTS_ONE: Stmt = Stmt::new(
 
 /// [`PROFILE_COUNTS_ONE`], natively (common::parent); with `check_limit`, the profile past its
 /// weekly limit after the increment, if it is.
-fn add_to_profile(
-    change: &SessionChange,
-    now: pg_sys::TimestampTz,
-    check_limit: bool,
-) -> Outcome<Option<OverLimit>> {
-    parent::update_by_key(
-        c"profiles",
-        c"profiles_pkey",
-        pg_sys::F_UUID_EQ,
-        change.user,
-        |p| {
-            let resets = p
-                .get("week_reset_date")
-                .map_or(i64::MIN, |d| d.value() as i64);
-            let stale = resets <= now;
-            let (started, total, weekly) = (
-                p.get_i32("weekly_started_sessions").unwrap_or(0),
-                p.get_i32("total_completed_sessions").unwrap_or(0),
-                p.get_i32("weekly_completed_sessions").unwrap_or(0),
-            );
-            let started = p.add_i32(
-                "weekly_started_sessions",
-                if stale { 0 } else { started },
-                change.started,
-            );
-            p.add_i32("total_completed_sessions", total, change.total);
-            p.add_i32(
-                "weekly_completed_sessions",
-                if stale { 0 } else { weekly },
-                change.weekly,
-            );
-            let resets = if stale {
-                time::next_week_start(now)
-            } else {
-                resets
-            };
-            p.set("week_reset_date", resets.into());
-            let limit = p.get_i32("weekly_session_limit").filter(|_| check_limit)?;
-            (started > limit).then(|| OverLimit {
-                profile: pgrx::Uuid::from_bytes(uuid_bytes(change.user)),
-                started_before: (started - change.started) as i64,
-                limit,
-                resets,
-            })
-        },
-    )
+fn add_to_profile(change: &SessionChange, now: pg_sys::TimestampTz, check_limit: bool) -> Outcome<Option<OverLimit>> {
+    parent::update_by_key(c"profiles", c"profiles_pkey", pg_sys::F_UUID_EQ, change.user, |p| {
+        let resets = p.get("week_reset_date").map_or(i64::MIN, |d| d.value() as i64);
+        let stale = resets <= now;
+        let (started, total, weekly) =
+            (p.get_i32("weekly_started_sessions").unwrap_or(0), p.get_i32("total_completed_sessions").unwrap_or(0),
+             p.get_i32("weekly_completed_sessions").unwrap_or(0));
+        let started = p.add_i32("weekly_started_sessions", if stale { 0 } else { started }, change.started);
+        p.add_i32("total_completed_sessions", total, change.total);
+        p.add_i32("weekly_completed_sessions", if stale { 0 } else { weekly }, change.weekly);
+        let resets = if stale { time::next_week_start(now) } else { resets };
+        p.set("week_reset_date", resets.into());
+        let limit = p.get_i32("weekly_session_limit").filter(|_| check_limit)?;
+        (started > limit).then(|| OverLimit {
+            profile: pgrx::Uuid::from_bytes(uuid_bytes(change.user)),
+            started_before: (started - change.started) as i64,
+            limit,
+            resets,
+        })
+    })
 }
 
 /// The caller's JWT subject (`current_user_id()`), as bytes.
@@ -535,7 +431,7 @@ struct SessionFacts {
     user_id: [u8; 16],
     is_completed: bool,
     /// Where the version read is: the counter trigger of the same statement starts there.
-    tid: pg_sys::ItemPointerData,
+    seen: crate::common::lookup::Seen,
 }
 
 thread_local! {
@@ -552,19 +448,13 @@ pub fn forget_statement_state() {
 /// The session's owner and state, read natively through its primary key (the caller may not
 /// be able to see it; nothing of it is shown to them).
 fn lookup_session(session: pg_sys::Datum) -> Option<SessionFacts> {
-    crate::common::lookup::by_unique_key(
-        c"sessions",
-        c"sessions_pkey",
-        pg_sys::F_UUID_EQ,
-        session,
-        |row| {
-            Some(SessionFacts {
-                user_id: uuid_bytes(row.get("user_id")?),
-                is_completed: row.get("is_completed").is_some_and(|d| d.value() != 0),
-                tid: row.tid(),
-            })
-        },
-    )
+    crate::common::lookup::by_unique_key(c"sessions", c"sessions_pkey", pg_sys::F_UUID_EQ, session, |row| {
+        Some(SessionFacts {
+            user_id: uuid_bytes(row.get("user_id")?),
+            is_completed: row.get("is_completed").is_some_and(|d| d.value() != 0),
+            seen: row.seen(),
+        })
+    })
     .flatten()
 }
 
@@ -579,18 +469,9 @@ fn session_facts(session: pg_sys::Datum) -> Option<SessionFacts> {
     facts
 }
 
-const BEFORE_INSERT_ROW: Usage = Usage {
-    timing: Timing::Before,
-    level: Level::Row,
-    events: &[Event::Insert],
-};
+const BEFORE_INSERT_ROW: Usage = Usage { timing: Timing::Before, level: Level::Row, events: &[Event::Insert] };
 
-native_trigger!(
-    pga_messages_before_insert,
-    pg_finfo_pga_messages_before_insert,
-    "messages_before_insert",
-    messages_before_insert
-);
+native_trigger!(pga_messages_before_insert, pg_finfo_pga_messages_before_insert, "messages_before_insert", messages_before_insert);
 
 fn messages_before_insert(call: &TriggerCall) -> pg_sys::Datum {
     call.require(&BEFORE_INSERT_ROW, None);
@@ -598,9 +479,7 @@ fn messages_before_insert(call: &TriggerCall) -> pg_sys::Datum {
     let new = call.new_tuple();
     let session_col = call.column("session_id");
     // NOT NULL on session_id reports a missing value.
-    let Some(session) = call.get(new, session_col) else {
-        return call.keep(new);
-    };
+    let Some(session) = call.get(new, session_col) else { return call.keep(new) };
     let Some(facts) = session_facts(session) else {
         PgaError::new(
             pgrx::PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION,
@@ -618,10 +497,7 @@ fn messages_before_insert(call: &TriggerCall) -> pg_sys::Datum {
     }
     let user_col = call.column("user_id");
     match call.get(new, user_col) {
-        None => call.modified(
-            new,
-            [(user_col, Some(pg_sys::Datum::from(facts.user_id.as_ptr())))],
-        ),
+        None => call.modified(new, [(user_col, Some(pg_sys::Datum::from(facts.user_id.as_ptr())))]),
         Some(given) if uuid_bytes(given) == facts.user_id => call.keep(new),
         Some(given) => PgaError::rule("message user_id does not match its session")
             .detail(format!(
@@ -636,14 +512,10 @@ fn messages_before_insert(call: &TriggerCall) -> pg_sys::Datum {
 }
 
 fn completed_session_error(session: &str) -> ! {
-    PgaError::rule(format!(
-        "cannot add messages to completed session {session}"
-    ))
-    .detail(format!(
-        "Session {session} is completed; its messages are final."
-    ))
-    .hint("Start a new session to continue the conversation.")
-    .raise()
+    PgaError::rule(format!("cannot add messages to completed session {session}"))
+        .detail(format!("Session {session} is completed; its messages are final."))
+        .hint("Start a new session to continue the conversation.")
+        .raise()
 }
 
 // ---- messages: per-session counts, once per session per statement -----------------------------
@@ -656,15 +528,10 @@ macro_rules! message_counts_sql {
             "WITH d AS (SELECT session_id,
                                count(*) FILTER (WHERE chat_type = 'main') AS main,
                                count(*) FILTER (WHERE chat_type = 'helper') AS helper
-                          FROM ",
-            $rows,
-            " GROUP BY session_id)
-             UPDATE @extschema@.sessions s SET ",
-            $set,
-            "
+                          FROM ", $rows, " GROUP BY session_id)
+             UPDATE @extschema@.sessions s SET ", $set, "
                FROM d
-              WHERE s.id = d.session_id ",
-            $tail
+              WHERE s.id = d.session_id ", $tail
         )
     };
 }
@@ -746,18 +613,10 @@ fn is_main_chat(value: pg_sys::Datum, type_oid: pg_sys::Oid) -> bool {
     pg_sys::Oid::from(value.value() as u32) == main
 }
 
-const AFTER_STATEMENT_INSERT_DELETE: Usage = Usage {
-    timing: Timing::After,
-    level: Level::Statement,
-    events: &[Event::Insert, Event::Delete],
-};
+const AFTER_STATEMENT_INSERT_DELETE: Usage =
+    Usage { timing: Timing::After, level: Level::Statement, events: &[Event::Insert, Event::Delete] };
 
-native_trigger!(
-    pga_messages_count,
-    pg_finfo_pga_messages_count,
-    "messages_count",
-    messages_count
-);
+native_trigger!(pga_messages_count, pg_finfo_pga_messages_count, "messages_count", messages_count);
 
 fn messages_count(call: &TriggerCall) -> pg_sys::Datum {
     call.require(&AFTER_STATEMENT_INSERT_DELETE, None);
@@ -769,7 +628,7 @@ fn messages_count(call: &TriggerCall) -> pg_sys::Datum {
     let inserted = call.event() == Event::Insert;
     let seen = |session: pg_sys::Datum| {
         let key = uuid_bytes(session);
-        SESSION_FACTS.with(|c| c.borrow().get(&key).copied().flatten().map(|f| f.tid))
+        SESSION_FACTS.with(|c| c.borrow().get(&key).copied().flatten().map(|f| f.seen))
     };
     // A completed session's messages are final for ordinary users: no additions (everyone)
     // and no deletions (callers without BYPASSRLS; deleting the whole session stays allowed).
@@ -788,65 +647,33 @@ fn messages_count(call: &TriggerCall) -> pg_sys::Datum {
         })
         .next()
     };
-    let only = call.only_transition_row(if inserted {
-        Transition::New
-    } else {
-        Transition::Old
-    });
-    let completed = match only
-        .as_ref()
-        .and_then(|row| Some((row.get(call.column("session_id"))?, row)))
-    {
+    let only = call.only_transition_row(if inserted { Transition::New } else { Transition::Old });
+    let completed = match only.as_ref().and_then(|row| Some((row.get(call.column("session_id"))?, row))) {
         // One row: one session, by primary key.
         Some((session, row)) => {
             let chat_type = call.column("chat_type");
-            let main = row
-                .get(chat_type)
-                .is_some_and(|d| is_main_chat(d, chat_type.type_oid));
+            let main = row.get(chat_type).is_some_and(|d| is_main_chat(d, chat_type.type_oid));
             let sign = if inserted { 1 } else { -1 };
             let (main, helper) = if main { (sign, 0) } else { (0, sign) };
+            // The statement's own facts end here: the SQL fallback below must not see them.
             let seen = if inserted { seen(session) } else { None };
             forget_statement_state();
-            let counted = parent::update_by_key_at(
-                c"sessions",
-                c"sessions_pkey",
-                pg_sys::F_UUID_EQ,
-                session,
-                seen,
-                |s| {
-                    let column = if main != 0 {
-                        "message_count_main"
-                    } else {
-                        "message_count_helper"
-                    };
-                    s.add_i32(column, s.get_i32(column).unwrap_or(0), main + helper);
-                    s.get("is_completed").is_some_and(|d| d.value() != 0)
-                },
-            );
+            let counted = parent::update_by_key_at(c"sessions", c"sessions_pkey", pg_sys::F_UUID_EQ, session, seen, |s| {
+                let column = if main != 0 { "message_count_main" } else { "message_count_helper" };
+                s.add_i32(column, s.get_i32(column).unwrap_or(0), main + helper);
+                s.get("is_completed").is_some_and(|d| d.value() != 0)
+            });
             match counted {
-                Outcome::Written(done) => {
-                    (guard && done).then(|| pgrx::Uuid::from_bytes(uuid_bytes(session)))
-                }
+                Outcome::Written(done) => (guard && done).then(|| pgrx::Uuid::from_bytes(uuid_bytes(session))),
                 Outcome::Missing => None,
                 Outcome::Declined => {
                     // SAFETY: a non-null uuid datum of the transition row, alive while `only` is.
                     let session = unsafe { DatumWithOid::new(session, UUID.value()) };
-                    as_owner_by_key(|| {
-                        plans::with(
-                            &MESSAGE_COUNTS_ONE,
-                            &[session, main.into(), helper.into()],
-                            completed_session,
-                        )
-                    })
+                    as_owner_by_key(|| plans::with(&MESSAGE_COUNTS_ONE, &[session, main.into(), helper.into()], completed_session))
                 }
             }
         }
-        None if call.transition_len(if inserted {
-            Transition::New
-        } else {
-            Transition::Old
-        }) == 0 =>
-        {
+        None if call.transition_len(if inserted { Transition::New } else { Transition::Old }) == 0 => {
             forget_statement_state();
             None
         }
@@ -854,20 +681,8 @@ fn messages_count(call: &TriggerCall) -> pg_sys::Datum {
             forget_statement_state();
             Spi::connect_mut(|client| {
                 call.register_transition_tables();
-                plans::run(
-                    client,
-                    if inserted {
-                        &LOCK_SESSIONS_INSERTED
-                    } else {
-                        &LOCK_SESSIONS_DELETED
-                    },
-                    &[],
-                );
-                let stmt = if inserted {
-                    &MESSAGES_INSERTED
-                } else {
-                    &MESSAGES_DELETED
-                };
+                plans::run(client, if inserted { &LOCK_SESSIONS_INSERTED } else { &LOCK_SESSIONS_DELETED }, &[]);
+                let stmt = if inserted { &MESSAGES_INSERTED } else { &MESSAGES_DELETED };
                 let rows = plans::run(client, stmt, &[]);
                 completed_session(rows)
             })
@@ -875,26 +690,17 @@ fn messages_count(call: &TriggerCall) -> pg_sys::Datum {
     };
     match completed {
         Some(session) if inserted => completed_session_error(&session.to_string()),
-        Some(session) => PgaError::rule(format!(
-            "cannot delete messages of completed session {session}"
-        ))
-        .detail(format!(
-            "Session {session} is completed; its messages are final."
-        ))
-        .hint("Delete the whole session instead.")
-        .raise(),
+        Some(session) => PgaError::rule(format!("cannot delete messages of completed session {session}"))
+            .detail(format!("Session {session} is completed; its messages are final."))
+            .hint("Delete the whole session instead.")
+            .raise(),
         None => statement_done(),
     }
 }
 
 // ---- logs: ordinary callers write only their own rows, never the id or the time -------------
 
-native_trigger!(
-    pga_logs_before_insert,
-    pg_finfo_pga_logs_before_insert,
-    "logs_before_insert",
-    logs_before_insert
-);
+native_trigger!(pga_logs_before_insert, pg_finfo_pga_logs_before_insert, "logs_before_insert", logs_before_insert);
 
 /// For callers without BYPASSRLS: `session_id` must be one of the caller's sessions (`42501`
 /// otherwise, before anything of the session shows), and `id` and `created_at` are assigned
@@ -913,27 +719,16 @@ fn logs_before_insert(call: &TriggerCall) -> pg_sys::Datum {
             row_security_violation("logs");
         }
     }
-    let Some(sequence) = crate::common::schema::relation(c"logs_id_seq") else {
-        return call.keep(new);
-    };
+    let Some(sequence) = crate::common::schema::relation(c"logs_id_seq") else { return call.keep(new) };
     let id = as_owner_native(|| {
         // SAFETY: nextval_oid takes one regclass argument; the owner may use the sequence.
         unsafe {
-            pgrx::direct_function_call_as_datum(
-                pg_sys::nextval_oid,
-                &[Some(pg_sys::Datum::from(sequence))],
-            )
+            pgrx::direct_function_call_as_datum(pg_sys::nextval_oid, &[Some(pg_sys::Datum::from(sequence))])
         }
     });
     call.modified(
         new,
-        [
-            (call.column("id"), id),
-            (
-                call.column("created_at"),
-                Some(pg_sys::Datum::from(time::now())),
-            ),
-        ],
+        [(call.column("id"), id), (call.column("created_at"), Some(pg_sys::Datum::from(time::now())))],
     )
 }
 
@@ -959,10 +754,7 @@ fn reset_weekly_limits(batch_size: default!(Option<i32>, "NULL")) -> i32 {
     require_privileged_caller("reset_weekly_limits");
     if batch_size.is_some_and(|b| b < 1) {
         PgaError::invalid("batch_size must be at least 1")
-            .detail(format!(
-                "batch_size was {}.",
-                batch_size.unwrap_or_default()
-            ))
+            .detail(format!("batch_size was {}.", batch_size.unwrap_or_default()))
             .hint("Pass NULL to reset every due profile at once.")
             .raise();
     }
@@ -987,9 +779,7 @@ static JOB_LOG: Stmt = Stmt::new(
 fn validated_age(older_than: Option<Interval>) -> Interval {
     let age = require_arg(older_than, "older_than");
     // Months and days have no fixed length; approximate as PostgreSQL's own interval comparison does.
-    let micros = age.months() as i128 * 30 * 86_400_000_000
-        + age.days() as i128 * 86_400_000_000
-        + age.micros() as i128;
+    let micros = age.months() as i128 * 30 * 86_400_000_000 + age.days() as i128 * 86_400_000_000 + age.micros() as i128;
     if micros < 0 {
         PgaError::new(INVALID_PARAMETER, "older_than must not be negative")
             .detail(format!("older_than was {age}."))
@@ -1011,56 +801,29 @@ fn run_retention_job(job: &str, delete: &'static Stmt, older_than: Interval) -> 
 }
 
 /// Writes the one `logs` row of a job run (`event = 'job'`); inside [`as_owner`].
-pub(crate) fn log_job(
-    job: &str,
-    started: pg_sys::TimestampTz,
-    rows_deleted: u64,
-    older_than: Option<Interval>,
-) {
-    let older_than = older_than
-        .map(DatumWithOid::from)
-        .unwrap_or_else(|| DatumWithOid::null_oid(INTERVAL.value()));
-    plans::exec(
-        &JOB_LOG,
-        &[
-            job.into(),
-            ts(started),
-            (rows_deleted as i64).into(),
-            older_than,
-        ],
-    );
+pub(crate) fn log_job(job: &str, started: pg_sys::TimestampTz, rows_deleted: u64, older_than: Option<Interval>) {
+    let older_than = older_than.map(DatumWithOid::from).unwrap_or_else(|| DatumWithOid::null_oid(INTERVAL.value()));
+    plans::exec(&JOB_LOG, &[job.into(), ts(started), (rows_deleted as i64).into(), older_than]);
 }
 
-static DELETE_EXPIRED_SESSIONS: Stmt = Stmt::new(
-    "DELETE FROM @extschema@.sessions WHERE started_at < $1 - $2",
-    &[TIMESTAMPTZ, INTERVAL],
-);
-static DELETE_OLD_LOGS: Stmt = Stmt::new(
-    "DELETE FROM @extschema@.logs WHERE created_at < $1 - $2",
-    &[TIMESTAMPTZ, INTERVAL],
-);
+static DELETE_EXPIRED_SESSIONS: Stmt =
+    Stmt::new("DELETE FROM @extschema@.sessions WHERE started_at < $1 - $2", &[TIMESTAMPTZ, INTERVAL]);
+static DELETE_OLD_LOGS: Stmt =
+    Stmt::new("DELETE FROM @extschema@.logs WHERE created_at < $1 - $2", &[TIMESTAMPTZ, INTERVAL]);
 
 /// Deletes sessions started more than `older_than` ago (with their messages); completion
 /// counters follow, as for any delete. Writes one `logs` row (`event = 'job'`).
 #[pg_extern(volatile, parallel_unsafe)]
 fn delete_expired_sessions(older_than: default!(Option<Interval>, "'90 days'")) -> i32 {
     require_privileged_caller("delete_expired_sessions");
-    run_retention_job(
-        "delete_expired_sessions",
-        &DELETE_EXPIRED_SESSIONS,
-        validated_age(older_than),
-    )
+    run_retention_job("delete_expired_sessions", &DELETE_EXPIRED_SESSIONS, validated_age(older_than))
 }
 
 /// Deletes logs older than `older_than`, then writes one `logs` row (`event = 'job'`).
 #[pg_extern(volatile, parallel_unsafe)]
 fn delete_old_logs(older_than: default!(Option<Interval>, "'30 days'")) -> i32 {
     require_privileged_caller("delete_old_logs");
-    run_retention_job(
-        "delete_old_logs",
-        &DELETE_OLD_LOGS,
-        validated_age(older_than),
-    )
+    run_retention_job("delete_old_logs", &DELETE_OLD_LOGS, validated_age(older_than))
 }
 
 // ---- counter verification and repair -----------------------------------------------------------
@@ -1177,14 +940,8 @@ fn repair_counts() -> i32 {
     require_privileged_caller("repair_counts");
     let now = time::now();
     let fixed = as_owner(|| {
-        plans::exec(
-            &REPAIR_PROFILES,
-            &[
-                ts(now),
-                ts(time::week_start(now)),
-                ts(time::next_week_start(now)),
-            ],
-        ) + plans::exec(&REPAIR_SESSIONS, &[])
+        plans::exec(&REPAIR_PROFILES, &[ts(now), ts(time::week_start(now)), ts(time::next_week_start(now))])
+            + plans::exec(&REPAIR_SESSIONS, &[])
             + plans::exec(&REPAIR_CONVERSATIONS, &[])
     });
     fixed as i32

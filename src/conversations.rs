@@ -15,17 +15,13 @@ use pgrx::pg_sys::{self, PgBuiltInOids, PgOid};
 use pgrx::prelude::*;
 
 use crate::common::error::{require_arg, PgaError, INSUFFICIENT_PRIVILEGE};
-use crate::common::owner::{
-    as_owner, as_owner_by_key, may_write_protected_columns, require_privileged_caller,
-    row_security_violation,
-};
+use crate::common::owner::{as_owner, as_owner_by_key, may_write_protected_columns, require_privileged_caller, row_security_violation};
+use crate::common::lookup::Seen;
 use crate::common::parent::{self, Outcome};
 use crate::common::plans::{self, Stmt};
 use crate::common::restore::loading_dump;
 use crate::common::time::arg as ts;
-use crate::common::trigger::{
-    native_trigger, statement_done, Event, Level, Timing, Transition, TriggerCall, Usage,
-};
+use crate::common::trigger::{native_trigger, statement_done, Event, Level, Timing, Transition, TriggerCall, Usage};
 use crate::identity::{current_tenant, current_user_uuid, sees_every_tenant};
 
 const UUID: PgOid = PgOid::BuiltIn(PgBuiltInOids::UUIDOID);
@@ -54,8 +50,7 @@ thread_local! {
     // the statement's counter trigger and at every (sub)transaction end.
     // With the tenant, where the conversation's version read is: the counter trigger of the
     // same statement starts there.
-    static CONVERSATION_TENANTS: RefCell<HashMap<[u8; 16], Option<([u8; 16], pg_sys::ItemPointerData)>>> =
-        RefCell::new(HashMap::new());
+    static CONVERSATION_TENANTS: RefCell<HashMap<[u8; 16], Option<([u8; 16], Seen)>>> = RefCell::new(HashMap::new());
 }
 
 pub fn forget_statement_state() {
@@ -64,15 +59,8 @@ pub fn forget_statement_state() {
 
 /// The tenant of a row of the extension's `table`, by its primary key (read natively; not shown
 /// to a caller who may not see it).
-fn tenant_of(
-    table: &std::ffi::CStr,
-    index: &std::ffi::CStr,
-    key: pg_sys::Datum,
-) -> Option<[u8; 16]> {
-    crate::common::lookup::by_unique_key(table, index, pg_sys::F_UUID_EQ, key, |row| {
-        row.get("tenant_id").map(uuid_bytes)
-    })
-    .flatten()
+fn tenant_of(table: &std::ffi::CStr, index: &std::ffi::CStr, key: pg_sys::Datum) -> Option<[u8; 16]> {
+    crate::common::lookup::by_unique_key(table, index, pg_sys::F_UUID_EQ, key, |row| row.get("tenant_id").map(uuid_bytes)).flatten()
 }
 
 fn conversation_tenant(conversation: pg_sys::Datum) -> Option<[u8; 16]> {
@@ -80,22 +68,18 @@ fn conversation_tenant(conversation: pg_sys::Datum) -> Option<[u8; 16]> {
     if let Some(hit) = CONVERSATION_TENANTS.with(|c| c.borrow().get(&key).copied()) {
         return hit.map(|(tenant, _)| tenant);
     }
-    let found = crate::common::lookup::by_unique_key(
-        c"conversations",
-        c"conversations_pkey",
-        pg_sys::F_UUID_EQ,
-        conversation,
-        |row| row.get("tenant_id").map(|t| (uuid_bytes(t), row.tid())),
-    )
+    let found = crate::common::lookup::by_unique_key(c"conversations", c"conversations_pkey", pg_sys::F_UUID_EQ, conversation, |row| {
+        row.get("tenant_id").map(|t| (uuid_bytes(t), row.seen()))
+    })
     .flatten();
     CONVERSATION_TENANTS.with(|c| c.borrow_mut().insert(key, found));
     found.map(|(tenant, _)| tenant)
 }
 
 /// Where this statement read `conversation`, if it did.
-fn conversation_seen(conversation: pg_sys::Datum) -> Option<pg_sys::ItemPointerData> {
+fn conversation_seen(conversation: pg_sys::Datum) -> Option<Seen> {
     let key = uuid_bytes(conversation);
-    CONVERSATION_TENANTS.with(|c| c.borrow().get(&key).copied().flatten().map(|(_, tid)| tid))
+    CONVERSATION_TENANTS.with(|c| c.borrow().get(&key).copied().flatten().map(|(_, seen)| seen))
 }
 
 fn missing_parent(table: &str, column: &str, parent: &str, key: pg_sys::Datum) -> ! {
@@ -116,11 +100,7 @@ fn fill_tenant(call: &TriggerCall, tenant: [u8; 16], what: &str, parent: &str) -
         None => call.modified(new, [(col, Some(pg_sys::Datum::from(tenant.as_ptr())))]),
         Some(given) if uuid_bytes(given) == tenant => call.keep(new),
         Some(given) => PgaError::rule(format!("{what} tenant_id does not match its {parent}"))
-            .detail(format!(
-                "tenant_id {} differs from the {parent}'s tenant {}.",
-                uuid_text(uuid_bytes(given)),
-                uuid_text(tenant)
-            ))
+            .detail(format!("tenant_id {} differs from the {parent}'s tenant {}.", uuid_text(uuid_bytes(given)), uuid_text(tenant)))
             .hint("Leave tenant_id out: it is filled from the ".to_owned() + parent + ".")
             .raise(),
     }
@@ -132,22 +112,14 @@ fn keep_columns(call: &TriggerCall, table: &str, columns: &[&str]) {
     for &name in columns {
         if call.changed(call.column(name)) {
             PgaError::rule(format!("column \"{name}\" of {table} cannot change"))
-                .detail(format!(
-                    "Failing row {} of {}.",
-                    call.describe_row(call.old_tuple()),
-                    call.qualified_table_name()
-                ))
+                .detail(format!("Failing row {} of {}.", call.describe_row(call.old_tuple()), call.qualified_table_name()))
                 .hint("Create a new row instead.")
                 .raise();
         }
     }
 }
 
-const BEFORE_WRITE: Usage = Usage {
-    timing: Timing::Before,
-    level: Level::Row,
-    events: &[Event::Insert, Event::Update],
-};
+const BEFORE_WRITE: Usage = Usage { timing: Timing::Before, level: Level::Row, events: &[Event::Insert, Event::Update] };
 
 // ---- conversations -------------------------------------------------------------------------
 
@@ -170,18 +142,13 @@ fn conversations_before_write(call: &TriggerCall) -> pg_sys::Datum {
             call.guard_protected_columns(&["message_count", "last_message_at", "user_id", "id"]);
         }
         _ if !may_write_protected_columns() => {
-            let count = call
-                .get(new, call.column("message_count"))
-                .is_some_and(|d| d.value() as i32 != 0);
+            let count = call.get(new, call.column("message_count")).is_some_and(|d| d.value() as i32 != 0);
             let last = call.get(new, call.column("last_message_at")).is_some();
             if count || last {
-                PgaError::new(
-                    INSUFFICIENT_PRIVILEGE,
-                    "permission denied to set the counters of table \"conversations\"",
-                )
-                .detail("message_count and last_message_at are kept by pg_assistant.")
-                .hint("Leave them at their defaults.")
-                .raise();
+                PgaError::new(INSUFFICIENT_PRIVILEGE, "permission denied to set the counters of table \"conversations\"")
+                    .detail("message_count and last_message_at are kept by pg_assistant.")
+                    .hint("Leave them at their defaults.")
+                    .raise();
             }
         }
         _ => {}
@@ -202,25 +169,14 @@ fn conversation_messages_before_write(call: &TriggerCall) -> pg_sys::Datum {
     call.require(&BEFORE_WRITE, None);
     call.require_own_table(c"conversation_messages");
     if call.event() == Event::Update {
-        keep_columns(
-            call,
-            "a conversation message",
-            &["conversation_id", "tenant_id"],
-        );
+        keep_columns(call, "a conversation message", &["conversation_id", "tenant_id"]);
         return call.keep(call.new_tuple());
     }
     let new = call.new_tuple();
     // NOT NULL on conversation_id reports a missing value.
-    let Some(conversation) = call.get(new, call.column("conversation_id")) else {
-        return call.keep(new);
-    };
+    let Some(conversation) = call.get(new, call.column("conversation_id")) else { return call.keep(new) };
     let Some(tenant) = conversation_tenant(conversation) else {
-        missing_parent(
-            "conversation_messages",
-            "conversation_id",
-            "conversations",
-            conversation,
-        )
+        missing_parent("conversation_messages", "conversation_id", "conversations", conversation)
     };
     if !may_write_tenant(tenant) {
         row_security_violation("conversation_messages");
@@ -272,11 +228,8 @@ static LOCK_DELETED: Stmt = Stmt::new(
     &[],
 );
 
-const AFTER_STATEMENT_INSERT_DELETE: Usage = Usage {
-    timing: Timing::After,
-    level: Level::Statement,
-    events: &[Event::Insert, Event::Delete],
-};
+const AFTER_STATEMENT_INSERT_DELETE: Usage =
+    Usage { timing: Timing::After, level: Level::Statement, events: &[Event::Insert, Event::Delete] };
 
 native_trigger!(
     pga_conversation_messages_count,
@@ -289,58 +242,31 @@ fn conversation_messages_count(call: &TriggerCall) -> pg_sys::Datum {
     call.require(&AFTER_STATEMENT_INSERT_DELETE, None);
     call.require_own_table(c"conversation_messages");
     let inserted = call.event() == Event::Insert;
-    let which = if inserted {
-        Transition::New
-    } else {
-        Transition::Old
-    };
-    let only = if inserted && !loading_dump(call.relid()) {
-        call.only_transition_row(which)
-    } else {
-        None
-    };
-    let seen = only
-        .as_ref()
-        .and_then(|row| row.get(call.column("conversation_id")))
-        .and_then(conversation_seen);
+    let which = if inserted { Transition::New } else { Transition::Old };
+    let loading = loading_dump(call.relid());
+    let only = if inserted && !loading { call.only_transition_row(which) } else { None };
+    let seen = only.as_ref().and_then(|row| row.get(call.column("conversation_id"))).and_then(conversation_seen);
     forget_statement_state();
-    if loading_dump(call.relid()) {
+    if loading {
         return statement_done(); // restored conversations carry their counts
     }
     if call.transition_len(which) == 0 {
         return statement_done();
     }
     // One row, or rows of one conversation: nothing to order.
-    match only.as_ref().and_then(|row| {
-        Some((
-            row.get(call.column("conversation_id"))?,
-            row.get(call.column("created_at")),
-        ))
-    }) {
+    match only.as_ref().and_then(|row| Some((row.get(call.column("conversation_id"))?, row.get(call.column("created_at"))))) {
         Some((conversation, created)) => {
-            let counted = parent::update_by_key_at(
-                c"conversations",
-                c"conversations_pkey",
-                pg_sys::F_UUID_EQ,
-                conversation,
-                seen,
-                |c| {
-                    c.add_i32("message_count", c.get_i32("message_count").unwrap_or(0), 1);
-                    let last = c.get("last_message_at").map(|d| d.value() as i64);
-                    if let Some(created) = created
-                        .map(|d| d.value() as i64)
-                        .filter(|&t| last.is_none_or(|l| t > l))
-                    {
-                        c.set("last_message_at", created.into());
-                    }
-                },
-            );
+            let counted = parent::update_by_key_at(c"conversations", c"conversations_pkey", pg_sys::F_UUID_EQ, conversation, seen, |c| {
+                c.add_i32("message_count", c.get_i32("message_count").unwrap_or(0), 1);
+                let last = c.get("last_message_at").map(|d| d.value() as i64);
+                if let Some(created) = created.map(|d| d.value() as i64).filter(|&t| last.is_none_or(|l| t > l)) {
+                    c.set("last_message_at", created.into());
+                }
+            });
             if let Outcome::Declined = counted {
                 // SAFETY: a non-null uuid datum of the transition row, alive while `only` is.
                 let conversation = unsafe { DatumWithOid::new(conversation, UUID.value()) };
-                let created = created
-                    .map(|d| ts(d.value() as i64))
-                    .unwrap_or_else(|| DatumWithOid::null_oid(TIMESTAMPTZ.value()));
+                let created = created.map(|d| ts(d.value() as i64)).unwrap_or_else(|| DatumWithOid::null_oid(TIMESTAMPTZ.value()));
                 as_owner_by_key(|| plans::exec(&MESSAGE_INSERTED_ONE, &[conversation, created]));
             }
         }
@@ -348,24 +274,8 @@ fn conversation_messages_count(call: &TriggerCall) -> pg_sys::Datum {
             as_owner(|| {
                 Spi::connect_mut(|client| {
                     call.register_transition_tables();
-                    plans::run(
-                        client,
-                        if inserted {
-                            &LOCK_INSERTED
-                        } else {
-                            &LOCK_DELETED
-                        },
-                        &[],
-                    );
-                    plans::run(
-                        client,
-                        if inserted {
-                            &MESSAGES_INSERTED
-                        } else {
-                            &MESSAGES_DELETED
-                        },
-                        &[],
-                    );
+                    plans::run(client, if inserted { &LOCK_INSERTED } else { &LOCK_DELETED }, &[]);
+                    plans::run(client, if inserted { &MESSAGES_INSERTED } else { &MESSAGES_DELETED }, &[]);
                 })
             });
         }
@@ -375,25 +285,14 @@ fn conversation_messages_count(call: &TriggerCall) -> pg_sys::Datum {
 
 // ---- feedback: tenant from the message, only on messages of the caller's tenant ------------
 
-native_trigger!(
-    pga_feedback_before_write,
-    pg_finfo_pga_feedback_before_write,
-    "feedback_before_write",
-    feedback_before_write
-);
+native_trigger!(pga_feedback_before_write, pg_finfo_pga_feedback_before_write, "feedback_before_write", feedback_before_write);
 
 fn feedback_before_write(call: &TriggerCall) -> pg_sys::Datum {
     call.require(&BEFORE_WRITE, None);
     call.require_own_table(c"feedback");
     let new = call.new_tuple();
-    let Some(message) = call.get(new, call.column("message_id")) else {
-        return call.keep(new);
-    };
-    let Some(tenant) = tenant_of(
-        c"conversation_messages",
-        c"conversation_messages_pkey",
-        message,
-    ) else {
+    let Some(message) = call.get(new, call.column("message_id")) else { return call.keep(new) };
+    let Some(tenant) = tenant_of(c"conversation_messages", c"conversation_messages_pkey", message) else {
         missing_parent("feedback", "message_id", "conversation_messages", message)
     };
     if !may_write_tenant(tenant) {
@@ -421,9 +320,7 @@ static UPSERT_USAGE: Stmt = Stmt::new(
 fn non_negative(value: Option<i32>, name: &str) -> i32 {
     let v = require_arg(value, name);
     if v < 0 {
-        PgaError::invalid(format!("{name} must not be negative"))
-            .detail(format!("{name} was {v}."))
-            .raise();
+        PgaError::invalid(format!("{name} must not be negative")).detail(format!("{name} was {v}.")).raise();
     }
     v
 }
@@ -448,43 +345,21 @@ fn increment_usage_metrics(
     let output = non_negative(p_output_tokens, "p_output_tokens");
     let cost = require_arg(p_cost, "p_cost");
     if cost < pgrx::AnyNumeric::from(0) || cost.is_nan() {
-        PgaError::invalid("p_cost must not be negative")
-            .detail(format!("p_cost was {cost}."))
-            .raise();
+        PgaError::invalid("p_cost must not be negative").detail(format!("p_cost was {cost}.")).raise();
     }
     if !date.is_finite() {
-        PgaError::invalid("p_date must be a finite date")
-            .detail(format!("p_date was {date}."))
+        PgaError::invalid("p_date must be a finite date").detail(format!("p_date was {date}.")).raise();
+    }
+    if !sees_every_tenant() && (current_user_uuid() != Some(user) || current_tenant() != Some(tenant)) {
+        PgaError::new(INSUFFICIENT_PRIVILEGE, "permission denied to record usage for another user or tenant")
+            .detail("Callers record only their own usage, in their own tenant.")
+            .hint("Record usage from a service role.")
             .raise();
     }
-    if !sees_every_tenant()
-        && (current_user_uuid() != Some(user) || current_tenant() != Some(tenant))
-    {
-        PgaError::new(
-            INSUFFICIENT_PRIVILEGE,
-            "permission denied to record usage for another user or tenant",
-        )
-        .detail("Callers record only their own usage, in their own tenant.")
-        .hint("Record usage from a service role.")
-        .raise();
-    }
-    let Some(typoid) = crate::common::schema::relation(c"usage_metrics")
-        .map(|r| unsafe { pg_sys::get_rel_type_id(r) })
-    else {
-        PgaError::new(
-            pgrx::PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
-            "table usage_metrics is missing",
-        )
-        .raise()
+    let Some(typoid) = crate::common::schema::relation(c"usage_metrics").map(|r| unsafe { pg_sys::get_rel_type_id(r) }) else {
+        PgaError::new(pgrx::PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE, "table usage_metrics is missing").raise()
     };
-    let args = [
-        tenant.into(),
-        user.into(),
-        date.into(),
-        input.into(),
-        output.into(),
-        cost.into(),
-    ];
+    let args = [tenant.into(), user.into(), date.into(), input.into(), output.into(), cost.into()];
     // The values are copied out of SPI's memory before it goes; the row is built afterwards, in
     // the function's own memory context.
     let row = as_owner_by_key(|| {
@@ -498,52 +373,25 @@ fn increment_usage_metrics(
                 input_tokens: row.get(5).ok().flatten(),
                 output_tokens: row.get(6).ok().flatten(),
                 total_tokens: row.get(7).ok().flatten(),
-                estimated_cost: row
-                    .get::<pgrx::AnyNumeric>(8)
-                    .ok()
-                    .flatten()
-                    .map(|n| n.to_string()),
+                estimated_cost: row.get::<pgrx::AnyNumeric>(8).ok().flatten().map(|n| n.to_string()),
                 created_at: row.get(9).ok().flatten(),
                 updated_at: row.get(10).ok().flatten(),
             }
         })
     });
     let mut tuple = PgHeapTuple::new_composite_type_by_oid(typoid).expect("usage_metrics row type");
-    let fail =
-        |e: pgrx::datum::TryFromDatumError| -> ! { panic!("pg_assistant: usage_metrics row: {e}") };
-    tuple
-        .set_by_name("tenant_id", row.tenant_id)
-        .unwrap_or_else(|e| fail(e));
-    tuple
-        .set_by_name("user_id", row.user_id)
-        .unwrap_or_else(|e| fail(e));
-    tuple
-        .set_by_name("date", row.date)
-        .unwrap_or_else(|e| fail(e));
-    tuple
-        .set_by_name("message_count", row.message_count)
-        .unwrap_or_else(|e| fail(e));
-    tuple
-        .set_by_name("input_tokens", row.input_tokens)
-        .unwrap_or_else(|e| fail(e));
-    tuple
-        .set_by_name("output_tokens", row.output_tokens)
-        .unwrap_or_else(|e| fail(e));
-    tuple
-        .set_by_name("total_tokens", row.total_tokens)
-        .unwrap_or_else(|e| fail(e));
-    let cost = row
-        .estimated_cost
-        .and_then(|c| pgrx::AnyNumeric::try_from(c.as_str()).ok());
-    tuple
-        .set_by_name("estimated_cost", cost)
-        .unwrap_or_else(|e| fail(e));
-    tuple
-        .set_by_name("created_at", row.created_at)
-        .unwrap_or_else(|e| fail(e));
-    tuple
-        .set_by_name("updated_at", row.updated_at)
-        .unwrap_or_else(|e| fail(e));
+    let fail = |e: pgrx::datum::TryFromDatumError| -> ! { panic!("pg_assistant: usage_metrics row: {e}") };
+    tuple.set_by_name("tenant_id", row.tenant_id).unwrap_or_else(|e| fail(e));
+    tuple.set_by_name("user_id", row.user_id).unwrap_or_else(|e| fail(e));
+    tuple.set_by_name("date", row.date).unwrap_or_else(|e| fail(e));
+    tuple.set_by_name("message_count", row.message_count).unwrap_or_else(|e| fail(e));
+    tuple.set_by_name("input_tokens", row.input_tokens).unwrap_or_else(|e| fail(e));
+    tuple.set_by_name("output_tokens", row.output_tokens).unwrap_or_else(|e| fail(e));
+    tuple.set_by_name("total_tokens", row.total_tokens).unwrap_or_else(|e| fail(e));
+    let cost = row.estimated_cost.and_then(|c| pgrx::AnyNumeric::try_from(c.as_str()).ok());
+    tuple.set_by_name("estimated_cost", cost).unwrap_or_else(|e| fail(e));
+    tuple.set_by_name("created_at", row.created_at).unwrap_or_else(|e| fail(e));
+    tuple.set_by_name("updated_at", row.updated_at).unwrap_or_else(|e| fail(e));
     tuple
 }
 
@@ -571,18 +419,9 @@ fn refresh_analytics_views() {
     let schema = crate::common::schema::quoted();
     as_owner(|| {
         Spi::connect_mut(|client| {
-            for view in [
-                "message_feedback_summary",
-                "monthly_usage_summary",
-                "daily_friction_summary",
-                "component_performance",
-            ] {
+            for view in ["message_feedback_summary", "monthly_usage_summary", "daily_friction_summary", "component_performance"] {
                 client
-                    .update(
-                        &format!("REFRESH MATERIALIZED VIEW CONCURRENTLY {schema}.{view}"),
-                        None,
-                        &[],
-                    )
+                    .update(&format!("REFRESH MATERIALIZED VIEW CONCURRENTLY {schema}.{view}"), None, &[])
                     .unwrap_or_else(|e| panic!("pg_assistant: refresh {view}: {e}"));
             }
         })

@@ -5,18 +5,10 @@ use pgrx::pg_sys;
 use crate::common::error::PgaError;
 use crate::common::trigger::{native_trigger, Event, Level, Timing, TriggerCall, Usage};
 
-const BEFORE_UPDATE_ROW: Usage = Usage {
-    timing: Timing::Before,
-    level: Level::Row,
-    events: &[Event::Update],
-};
+const BEFORE_UPDATE_ROW: Usage =
+    Usage { timing: Timing::Before, level: Level::Row, events: &[Event::Update] };
 
-native_trigger!(
-    pga_set_updated_at,
-    pg_finfo_pga_set_updated_at,
-    "set_updated_at",
-    set_updated_at
-);
+native_trigger!(pga_set_updated_at, pg_finfo_pga_set_updated_at, "set_updated_at", set_updated_at);
 
 /// BEFORE UPDATE FOR EACH ROW: set the column named by the trigger argument (default
 /// `updated_at`, `timestamptz` or `timestamp`) to the transaction timestamp.
@@ -60,19 +52,10 @@ fn local_timestamp(now: pg_sys::TimestampTz) -> pg_sys::Datum {
 
 fn type_name(oid: pg_sys::Oid) -> String {
     // SAFETY: format_type_be returns a palloc'd string for any type oid.
-    unsafe {
-        std::ffi::CStr::from_ptr(pg_sys::format_type_be(oid))
-            .to_string_lossy()
-            .into_owned()
-    }
+    unsafe { std::ffi::CStr::from_ptr(pg_sys::format_type_be(oid)).to_string_lossy().into_owned() }
 }
 
-native_trigger!(
-    pga_forbid_update,
-    pg_finfo_pga_forbid_update,
-    "forbid_update",
-    forbid_update
-);
+native_trigger!(pga_forbid_update, pg_finfo_pga_forbid_update, "forbid_update", forbid_update);
 
 /// BEFORE UPDATE FOR EACH ROW: reject every update. An optional trigger argument replaces
 /// the message.

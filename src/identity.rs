@@ -19,8 +19,7 @@ fn setting(name: &CStr) -> Option<String> {
 /// A claim as text: from the `request.jwt.claims` JSON object, else from `request.jwt.claim.<name>`.
 pub fn claim(name: &str, fallback_setting: &CStr) -> Option<String> {
     if let Some(json) = setting(c"request.jwt.claims") {
-        if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(&json)
-        {
+        if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(&json) {
             match map.get(name) {
                 Some(serde_json::Value::String(s)) => return Some(s.clone()),
                 Some(serde_json::Value::Null) | None => {}
@@ -34,10 +33,7 @@ pub fn claim(name: &str, fallback_setting: &CStr) -> Option<String> {
 /// Parse a UUID in PostgreSQL's canonical form (hyphens optional, any case, optional braces).
 pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
     let s = s.trim();
-    let s = s
-        .strip_prefix('{')
-        .and_then(|r| r.strip_suffix('}'))
-        .unwrap_or(s);
+    let s = s.strip_prefix('{').and_then(|r| r.strip_suffix('}')).unwrap_or(s);
     let hex: Vec<u8> = s.bytes().filter(|b| *b != b'-').collect();
     let hyphens = s.len() - hex.len();
     if hex.len() != 32 || !(hyphens == 0 || (hyphens == 4 && canonical_hyphens(s))) {
@@ -63,11 +59,7 @@ fn raw_setting(name: &CStr) -> &'static [u8] {
     // changes; the caller only compares or copies it before running anything else.
     unsafe {
         let value = pg_sys::GetConfigOption(name.as_ptr(), true, false);
-        if value.is_null() {
-            &[]
-        } else {
-            CStr::from_ptr(value).to_bytes()
-        }
+        if value.is_null() { &[] } else { CStr::from_ptr(value).to_bytes() }
     }
 }
 
@@ -79,10 +71,7 @@ thread_local! {
 }
 
 pub fn current_user_uuid() -> Option<pgrx::Uuid> {
-    let (claims, sub) = (
-        raw_setting(c"request.jwt.claims"),
-        raw_setting(c"request.jwt.claim.sub"),
-    );
+    let (claims, sub) = (raw_setting(c"request.jwt.claims"), raw_setting(c"request.jwt.claim.sub"));
     let hit = SUBJECT.with(|c| {
         let c = c.borrow();
         (c.0 == claims && c.1 == sub).then_some(c.2)
@@ -121,28 +110,17 @@ fn current_tenant_id() -> Option<pgrx::Uuid> {
 pub fn current_tenant() -> Option<pgrx::Uuid> {
     let me = current_user_uuid()?;
     let key = pgrx::pg_sys::Datum::from(me.as_bytes().as_ptr());
-    crate::common::lookup::by_unique_key(
-        c"profiles",
-        c"profiles_pkey",
-        pgrx::pg_sys::F_UUID_EQ,
-        key,
-        |row| {
-            // SAFETY: a non-null uuid datum of the row found.
-            row.get("tenant_id")
-                .map(|d| pgrx::Uuid::from_bytes(unsafe { *(d.cast_mut_ptr::<[u8; 16]>()) }))
-        },
-    )
+    crate::common::lookup::by_unique_key(c"profiles", c"profiles_pkey", pgrx::pg_sys::F_UUID_EQ, key, |row| {
+        // SAFETY: a non-null uuid datum of the row found.
+        row.get("tenant_id").map(|d| pgrx::Uuid::from_bytes(unsafe { *(d.cast_mut_ptr::<[u8; 16]>()) }))
+    })
     .flatten()
 }
 
 /// Whether the caller acts for every tenant: a superuser or BYPASSRLS role, or the JWT role
 /// `admin` or `service_role` (the roles the tables' admin policies admit).
 pub fn sees_every_tenant() -> bool {
-    may_write_protected_columns()
-        || matches!(
-            current_app_role().as_deref(),
-            Some("admin" | "service_role")
-        )
+    may_write_protected_columns() || matches!(current_app_role().as_deref(), Some("admin" | "service_role"))
 }
 
 #[pg_extern(stable, parallel_safe, name = "_sees_every_tenant")]
@@ -154,11 +132,7 @@ fn sees_every_tenant_sql() -> bool {
 /// read policies admit (JWT `admin`, `ai_analysis`, `service_role`) and roles with BYPASSRLS.
 #[pg_extern(stable, parallel_safe, name = "_sees_web_analytics")]
 fn sees_web_analytics() -> bool {
-    may_write_protected_columns()
-        || matches!(
-            current_app_role().as_deref(),
-            Some("admin" | "ai_analysis" | "service_role")
-        )
+    may_write_protected_columns() || matches!(current_app_role().as_deref(), Some("admin" | "ai_analysis" | "service_role"))
 }
 
 // ---- profiles ----------------------------------------------------------------------------------
@@ -166,9 +140,7 @@ fn sees_web_analytics() -> bool {
 /// A practical address check: one `@`, a non-empty local part, a dotted domain, no spaces or
 /// control characters, at most 254 bytes (RFC 5321's path limit).
 pub fn valid_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else {
-        return false;
-    };
+    let Some((local, domain)) = email.split_once('@') else { return false };
     !local.is_empty()
         && local.len() <= 64
         && email.len() <= 254
@@ -224,12 +196,7 @@ enum Email {
     Verified,
 }
 
-fn insert_profile(
-    user_id: pgrx::Uuid,
-    email: Option<&str>,
-    display_name: Option<&str>,
-    vouched: Email,
-) -> pgrx::Uuid {
+fn insert_profile(user_id: pgrx::Uuid, email: Option<&str>, display_name: Option<&str>, vouched: Email) -> pgrx::Uuid {
     let email = match email.map(str::trim) {
         Some(e) if valid_email(e) => e,
         other => PgaError::new(INVALID_PARAMETER, "invalid email address")
@@ -244,10 +211,7 @@ fn insert_profile(
     let resets = crate::common::time::arg(crate::common::time::next_week_start(now));
     let args = [user_id.into(), email.into(), display_name.into(), resets];
     as_owner(|| {
-        let first_id = |mut rows: pgrx::spi::SpiTupleTable<'_>| {
-            rows.next()
-                .and_then(|r| r.get::<pgrx::Uuid>(1).ok().flatten())
-        };
+        let first_id = |mut rows: pgrx::spi::SpiTupleTable<'_>| rows.next().and_then(|r| r.get::<pgrx::Uuid>(1).ok().flatten());
         if vouched == Email::AsGiven {
             return plans::with(&INSERT_PROFILE, &args, first_id);
         }
@@ -271,28 +235,19 @@ fn insert_profile(
 /// A caller without BYPASSRLS creates only their own profile, and only with the address of
 /// their JWT's `email` claim (which then wins over another profile holding it).
 #[pg_extern(volatile, parallel_unsafe, name = "_create_profile")]
-fn create_profile_row(
-    user_id: Option<pgrx::Uuid>,
-    email: Option<&str>,
-    display_name: Option<&str>,
-) -> pgrx::Uuid {
+fn create_profile_row(user_id: Option<pgrx::Uuid>, email: Option<&str>, display_name: Option<&str>) -> pgrx::Uuid {
     let user_id = require_arg(user_id, "user_id");
     if may_write_protected_columns() {
         return insert_profile(user_id, email, display_name, Email::AsGiven);
     }
     if current_user_uuid() != Some(user_id) {
-        PgaError::new(
-            INSUFFICIENT_PRIVILEGE,
-            "permission denied to create a profile for another user",
-        )
-        .detail(format!(
-            "user_id {user_id} is not the caller's JWT subject ({}).",
-            current_user_uuid()
-                .map(|u| u.to_string())
-                .unwrap_or_else(|| "none".into())
-        ))
-        .hint("Users create only their own profile; services (BYPASSRLS) create any.")
-        .raise();
+        PgaError::new(INSUFFICIENT_PRIVILEGE, "permission denied to create a profile for another user")
+            .detail(format!(
+                "user_id {user_id} is not the caller's JWT subject ({}).",
+                current_user_uuid().map(|u| u.to_string()).unwrap_or_else(|| "none".into())
+            ))
+            .hint("Users create only their own profile; services (BYPASSRLS) create any.")
+            .raise();
     }
     match claim("email", c"request.jwt.claim.email") {
         // Letting users pick any address would let them squat someone's, and probe which
@@ -325,18 +280,9 @@ const PROFILE_PROTECTED: [&str; 8] = [
     "email",
 ];
 
-const BEFORE_UPDATE_ROW: Usage = Usage {
-    timing: Timing::Before,
-    level: Level::Row,
-    events: &[Event::Update],
-};
+const BEFORE_UPDATE_ROW: Usage = Usage { timing: Timing::Before, level: Level::Row, events: &[Event::Update] };
 
-native_trigger!(
-    pga_profiles_guard,
-    pg_finfo_pga_profiles_guard,
-    "profiles_guard_protected_columns",
-    profiles_guard
-);
+native_trigger!(pga_profiles_guard, pg_finfo_pga_profiles_guard, "profiles_guard_protected_columns", profiles_guard);
 
 /// Counters, limits and the tenant are not the user's to change (42501).
 fn profiles_guard(call: &TriggerCall) -> pg_sys::Datum {
@@ -346,18 +292,9 @@ fn profiles_guard(call: &TriggerCall) -> pg_sys::Datum {
     call.keep(call.new_tuple())
 }
 
-const AFTER_INSERT_ROW: Usage = Usage {
-    timing: Timing::After,
-    level: Level::Row,
-    events: &[Event::Insert],
-};
+const AFTER_INSERT_ROW: Usage = Usage { timing: Timing::After, level: Level::Row, events: &[Event::Insert] };
 
-native_trigger!(
-    pga_create_profile_for_auth_user,
-    pg_finfo_pga_create_profile_for_auth_user,
-    "create_profile_for_auth_user",
-    profile_for_auth_user
-);
+native_trigger!(pga_create_profile_for_auth_user, pg_finfo_pga_create_profile_for_auth_user, "create_profile_for_auth_user", profile_for_auth_user);
 
 /// AFTER INSERT ON auth.users: the new user's profile (Supabase).
 fn profile_for_auth_user(call: &TriggerCall) -> pg_sys::Datum {
@@ -368,11 +305,7 @@ fn profile_for_auth_user(call: &TriggerCall) -> pg_sys::Datum {
             crate::common::error::TRIGGER_PROTOCOL,
             "create_profile_for_auth_user() may only be used by table auth.users",
         )
-        .detail(format!(
-            "Trigger \"{}\" is on {}.",
-            call.trigger_name(),
-            call.qualified_table_name()
-        ))
+        .detail(format!("Trigger \"{}\" is on {}.", call.trigger_name(), call.qualified_table_name()))
         .raise();
     }
     let new = call.new_tuple();
@@ -383,12 +316,7 @@ fn profile_for_auth_user(call: &TriggerCall) -> pg_sys::Datum {
     let email = email.map(|d| unsafe { crate::common::trigger::output(pg_sys::TEXTOID, d) });
     let id = id.and_then(|s| parse_uuid(&s)).map(pgrx::Uuid::from_bytes);
     // The identity provider vouches for the address: a profile squatting on it gives it up.
-    insert_profile(
-        require_arg(id, "auth.users.id"),
-        email.as_deref(),
-        None,
-        Email::Verified,
-    );
+    insert_profile(require_arg(id, "auth.users.id"), email.as_deref(), None, Email::Verified);
     call.keep(new)
 }
 
@@ -397,9 +325,7 @@ fn profile_for_auth_user(call: &TriggerCall) -> pg_sys::Datum {
 #[pg_extern(volatile, name = "_install_auth_hook")]
 fn install_auth_hook() -> bool {
     crate::common::owner::require_privileged_caller("_install_auth_hook");
-    let exists = Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('auth.users') IS NOT NULL")
-        .ok()
-        .flatten();
+    let exists = Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('auth.users') IS NOT NULL").ok().flatten();
     if exists != Some(true) {
         return false;
     }

@@ -25,14 +25,7 @@ extension_sql_file!("../sql/bootstrap.sql", bootstrap);
 extension_sql_file!(
     "../sql/identity.sql",
     name = "identity",
-    requires = [
-        "bootstrap",
-        next_week_start,
-        current_user_id,
-        current_app_role,
-        create_profile_row,
-        install_auth_hook
-    ]
+    requires = ["bootstrap", next_week_start, current_user_id, current_app_role, create_profile_row, install_auth_hook]
 );
 extension_sql_file!(
     "../sql/chat.sql",
@@ -71,11 +64,7 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/web.sql",
     name = "web",
-    requires = [
-        "conversations",
-        identity::sees_web_analytics,
-        conversations::refresh_analytics_views
-    ]
+    requires = ["conversations", identity::sees_web_analytics, conversations::refresh_analytics_views]
 );
 
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
@@ -93,10 +82,7 @@ pub extern "C-unwind" fn _PG_init() {
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn on_xact_end(
-    _event: pg_sys::XactEvent::Type,
-    _arg: *mut std::ffi::c_void,
-) {
+unsafe extern "C-unwind" fn on_xact_end(_event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
     chat::forget_statement_state();
     conversations::forget_statement_state();
     common::owner::forget_depth();
@@ -117,8 +103,7 @@ unsafe extern "C-unwind" fn on_subxact_end(
 #[pg_extern(immutable, strict, parallel_safe)]
 /// The first Monday 00:00 UTC strictly after `ts`: when a weekly counter set at `ts` resets.
 fn next_week_start(ts: pgrx::datum::TimestampWithTimeZone) -> pgrx::datum::TimestampWithTimeZone {
-    pgrx::datum::TimestampWithTimeZone::try_from(common::time::next_week_start(ts.into_inner()))
-        .unwrap_or(ts)
+    pgrx::datum::TimestampWithTimeZone::try_from(common::time::next_week_start(ts.into_inner())).unwrap_or(ts)
 }
 
 /// Required by `cargo pgrx test`.

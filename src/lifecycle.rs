@@ -34,16 +34,11 @@ pub fn register_gucs() {
 /// # Safety
 /// `objects` is the list of a DropStmt for extensions or schemas: String nodes.
 unsafe fn dropped_names(objects: *mut pg_sys::List) -> Vec<&'static CStr> {
-    let n = if objects.is_null() {
-        0
-    } else {
-        (*objects).length
-    };
+    let n = if objects.is_null() { 0 } else { (*objects).length };
     (0..n)
         .filter_map(|i| {
             let node = pg_sys::list_nth(objects, i) as *mut pg_sys::Node;
-            (!node.is_null() && (*node).type_ == pg_sys::NodeTag::T_String)
-                .then(|| CStr::from_ptr(string_value(node)))
+            (!node.is_null() && (*node).type_ == pg_sys::NodeTag::T_String).then(|| CStr::from_ptr(string_value(node)))
         })
         .collect()
 }
@@ -76,23 +71,14 @@ unsafe fn drops_the_extension(tag: pg_sys::CommandTag::Type, parsetree: *mut pg_
                 names.iter().any(|n| n.to_bytes() == b"pg_assistant")
             } else {
                 let ours = schema::namespace();
-                names
-                    .iter()
-                    .any(|n| pg_sys::get_namespace_oid(n.as_ptr(), true) == ours)
+                names.iter().any(|n| pg_sys::get_namespace_oid(n.as_ptr(), true) == ours)
             }
         }
-        pg_sys::CommandTag::CMDTAG_DROP_OWNED
-            if (*parsetree).type_ == pg_sys::NodeTag::T_DropOwnedStmt =>
-        {
+        pg_sys::CommandTag::CMDTAG_DROP_OWNED if (*parsetree).type_ == pg_sys::NodeTag::T_DropOwnedStmt => {
             let roles = (*(parsetree as *mut pg_sys::DropOwnedStmt)).roles;
             let n = if roles.is_null() { 0 } else { (*roles).length };
             let owner = schema::owner();
-            (0..n).any(|i| {
-                pg_sys::get_rolespec_oid(
-                    pg_sys::list_nth(roles, i) as *const pg_sys::RoleSpec,
-                    true,
-                ) == owner
-            })
+            (0..n).any(|i| pg_sys::get_rolespec_oid(pg_sys::list_nth(roles, i) as *const pg_sys::RoleSpec, true) == owner)
         }
         _ => false,
     }
@@ -107,24 +93,16 @@ fn tables_with_rows() -> Vec<String> {
         .map(|t| t.to_string_lossy())
         .filter(|t| {
             // One-off, at DROP time; every name is the extension's own, quoted and qualified.
-            Spi::get_one::<bool>(&format!(
-                "SELECT EXISTS (SELECT FROM {schema}.{})",
-                crate::common::trigger::quote_ident(t)
-            ))
-            .ok()
-            .flatten()
-            .unwrap_or(false)
+            Spi::get_one::<bool>(&format!("SELECT EXISTS (SELECT FROM {schema}.{})", crate::common::trigger::quote_ident(t)))
+                .ok()
+                .flatten()
+                .unwrap_or(false)
         })
         .map(|t| t.into_owned())
         .collect()
 }
 
-crate::common::trigger::native_event_trigger!(
-    pga_guard_drop,
-    pg_finfo_pga_guard_drop,
-    "_guard_drop",
-    guard_drop
-);
+crate::common::trigger::native_event_trigger!(pga_guard_drop, pg_finfo_pga_guard_drop, "_guard_drop", guard_drop);
 
 /// `ddl_command_start` of `DROP EXTENSION`, `DROP SCHEMA` and `DROP OWNED`.
 fn guard_drop(tag: pg_sys::CommandTag::Type, parsetree: *mut pg_sys::Node) {

@@ -83,12 +83,9 @@ const REVOKES: &str = "
 fn harden_privileges() -> i32 {
     // SAFETY: a catalog lookup for the current user id.
     if !unsafe { pg_sys::superuser() } {
-        PgaError::new(
-            INSUFFICIENT_PRIVILEGE,
-            "permission denied for function _harden_privileges",
-        )
-        .detail("Only superusers run it (the install and upgrade scripts do).")
-        .raise();
+        PgaError::new(INSUFFICIENT_PRIVILEGE, "permission denied for function _harden_privileges")
+            .detail("Only superusers run it (the install and upgrade scripts do).")
+            .raise();
     }
     revoke_forbidden()
 }
@@ -100,15 +97,10 @@ fn revoke_forbidden() -> i32 {
         Spi::connect_mut(|client| {
             let revokes: Vec<String> = client
                 .select(REVOKES, None, &[extension.into()])
-                .map(|rows| {
-                    rows.filter_map(|r| r.get::<String>(1).ok().flatten())
-                        .collect()
-                })
+                .map(|rows| rows.filter_map(|r| r.get::<String>(1).ok().flatten()).collect())
                 .unwrap_or_else(|e| panic!("pg_assistant: cannot list privileges: {e}"));
             for revoke in &revokes {
-                client
-                    .update(revoke, None, &[])
-                    .unwrap_or_else(|e| panic!("pg_assistant: {revoke}: {e}"));
+                client.update(revoke, None, &[]).unwrap_or_else(|e| panic!("pg_assistant: {revoke}: {e}"));
             }
             revokes.len() as i32
         })
@@ -117,12 +109,7 @@ fn revoke_forbidden() -> i32 {
 
 // ---- the DDL guard: an event trigger at the end of CREATE TRIGGER and GRANT -------------------
 
-crate::common::trigger::native_event_trigger!(
-    pga_guard_ddl,
-    pg_finfo_pga_guard_ddl,
-    "_guard_ddl",
-    guard_ddl
-);
+crate::common::trigger::native_event_trigger!(pga_guard_ddl, pg_finfo_pga_guard_ddl, "_guard_ddl", guard_ddl);
 
 /// `ddl_command_end` for `CREATE TRIGGER` and `GRANT` anywhere in the database:
 /// * a new trigger on one of the extension's tables that it does not trust (see

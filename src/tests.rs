@@ -34,10 +34,7 @@ mod tests {
             .map(|r| r.get::<String>(1).unwrap().unwrap())
             .collect()
         });
-        let mut known: Vec<String> = crate::common::parent::OWN_CHECKS
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut known: Vec<String> = crate::common::parent::OWN_CHECKS.iter().map(|s| s.to_string()).collect();
         known.sort();
         assert_eq!(names, known);
     }
@@ -47,8 +44,7 @@ mod tests {
     #[pg_test]
     fn next_week_start_sunday_last_second_is_next_day() {
         assert_eq!(
-            text("SELECT (next_week_start('2026-11-22 23:59:59+00')  AT TIME ZONE 'UTC')::text")
-                .as_deref(),
+            text("SELECT (next_week_start('2026-11-22 23:59:59+00')  AT TIME ZONE 'UTC')::text").as_deref(),
             Some("2026-11-23 00:00:00")
         );
     }
@@ -56,8 +52,7 @@ mod tests {
     #[pg_test]
     fn next_week_start_monday_midnight_is_strictly_after() {
         assert_eq!(
-            text("SELECT (next_week_start('2026-11-23 00:00:00+00') AT TIME ZONE 'UTC')::text")
-                .as_deref(),
+            text("SELECT (next_week_start('2026-11-23 00:00:00+00') AT TIME ZONE 'UTC')::text").as_deref(),
             Some("2026-11-30 00:00:00")
         );
     }
@@ -76,10 +71,7 @@ mod tests {
 
     #[pg_test]
     fn next_week_start_keeps_infinity_and_null() {
-        assert_eq!(
-            text("SELECT next_week_start('infinity')::text").as_deref(),
-            Some("infinity")
-        );
+        assert_eq!(text("SELECT next_week_start('infinity')::text").as_deref(), Some("infinity"));
         assert_eq!(text("SELECT next_week_start(NULL)::text"), None);
     }
 
@@ -88,28 +80,16 @@ mod tests {
     #[pg_test]
     fn current_user_id_reads_sub_from_claims_json() {
         Spi::run(r#"SELECT set_config('request.jwt.claims', '{"sub":"7b0e1f3a-6a55-4b7e-9d0c-2f4b1c3d5e6f","role":"authenticated"}', true)"#).unwrap();
-        assert_eq!(
-            text("SELECT current_user_id()::text").as_deref(),
-            Some("7b0e1f3a-6a55-4b7e-9d0c-2f4b1c3d5e6f")
-        );
-        assert_eq!(
-            text("SELECT current_app_role()").as_deref(),
-            Some("authenticated")
-        );
+        assert_eq!(text("SELECT current_user_id()::text").as_deref(), Some("7b0e1f3a-6a55-4b7e-9d0c-2f4b1c3d5e6f"));
+        assert_eq!(text("SELECT current_app_role()").as_deref(), Some("authenticated"));
     }
 
     #[pg_test]
     fn current_user_id_falls_back_to_claim_sub_setting() {
         Spi::run("SELECT set_config('request.jwt.claim.sub', 'A1B2C3D4-0000-4000-8000-000000000001', true)").unwrap();
         Spi::run("SELECT set_config('request.jwt.claim.role', 'service_role', true)").unwrap();
-        assert_eq!(
-            text("SELECT current_user_id()::text").as_deref(),
-            Some("a1b2c3d4-0000-4000-8000-000000000001")
-        );
-        assert_eq!(
-            text("SELECT current_app_role()").as_deref(),
-            Some("service_role")
-        );
+        assert_eq!(text("SELECT current_user_id()::text").as_deref(), Some("a1b2c3d4-0000-4000-8000-000000000001"));
+        assert_eq!(text("SELECT current_app_role()").as_deref(), Some("service_role"));
     }
 
     #[pg_test]
@@ -129,16 +109,8 @@ mod tests {
             r#"["7b0e1f3a-6a55-4b7e-9d0c-2f4b1c3d5e6f"]"#,
             "",
         ] {
-            Spi::run_with_args(
-                "SELECT set_config('request.jwt.claims', $1, true)",
-                &[claims.into()],
-            )
-            .unwrap();
-            assert_eq!(
-                text("SELECT current_user_id()::text"),
-                None,
-                "claims {claims:?}"
-            );
+            Spi::run_with_args("SELECT set_config('request.jwt.claims', $1, true)", &[claims.into()]).unwrap();
+            assert_eq!(text("SELECT current_user_id()::text"), None, "claims {claims:?}");
         }
     }
 
@@ -146,10 +118,7 @@ mod tests {
     fn claims_json_wins_over_claim_sub_setting() {
         Spi::run("SELECT set_config('request.jwt.claim.sub', 'a1b2c3d4-0000-4000-8000-000000000001', true)").unwrap();
         Spi::run(r#"SELECT set_config('request.jwt.claims', '{"sub":"a1b2c3d4-0000-4000-8000-000000000002"}', true)"#).unwrap();
-        assert_eq!(
-            text("SELECT current_user_id()::text").as_deref(),
-            Some("a1b2c3d4-0000-4000-8000-000000000002")
-        );
+        assert_eq!(text("SELECT current_user_id()::text").as_deref(), Some("a1b2c3d4-0000-4000-8000-000000000002"));
     }
 
     // ---- set_updated_at --------------------------------------------------------------------
@@ -173,10 +142,7 @@ mod tests {
              INSERT INTO t VALUES (1); UPDATE t SET id = 2",
         )
         .unwrap();
-        assert_eq!(
-            one::<bool>("SELECT modified = now()::timestamp FROM t"),
-            Some(true)
-        );
+        assert_eq!(one::<bool>("SELECT modified = now()::timestamp FROM t"), Some(true));
     }
 
     #[pg_test]
@@ -200,15 +166,10 @@ mod tests {
              UPDATE t SET a = 4",
         )
         .unwrap();
-        assert_eq!(
-            one::<bool>("SELECT updated_at = now() AND a = 4 AND b = 2 FROM t"),
-            Some(true)
-        );
+        assert_eq!(one::<bool>("SELECT updated_at = now() AND a = 4 AND b = 2 FROM t"), Some(true));
     }
 
-    #[pg_test(
-        error = "trigger \"t_upd\" on table \"t\": set_updated_at() must be fired BEFORE UPDATE FOR EACH ROW"
-    )]
+    #[pg_test(error = "trigger \"t_upd\" on table \"t\": set_updated_at() must be fired BEFORE UPDATE FOR EACH ROW")]
     fn set_updated_at_rejects_after_trigger() {
         Spi::run(
             "CREATE TABLE t (id int, updated_at timestamptz);
@@ -228,9 +189,7 @@ mod tests {
         .unwrap();
     }
 
-    #[pg_test(
-        error = "trigger \"t_upd\" on table \"t\": column \"updated_at\" must be of type timestamptz or timestamp"
-    )]
+    #[pg_test(error = "trigger \"t_upd\" on table \"t\": column \"updated_at\" must be of type timestamptz or timestamp")]
     fn set_updated_at_rejects_wrong_type() {
         Spi::run(
             "CREATE TABLE t (id int, updated_at date);
@@ -295,10 +254,7 @@ mod tests {
     }
 
     fn updates_of(table: &str) -> i64 {
-        one::<i64>(&format!(
-            "SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = '{table}'"
-        ))
-        .unwrap_or(0)
+        one::<i64>(&format!("SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = '{table}'")).unwrap_or(0)
     }
 
     #[pg_test]
@@ -312,19 +268,9 @@ mod tests {
                FROM generate_series(1, 10000) i",
         )
         .unwrap();
-        assert_eq!(
-            updates_of("sessions") - before,
-            10,
-            "one update per session for the whole statement"
-        );
-        assert_eq!(
-            one::<i64>("SELECT sum(message_count_main + message_count_helper) FROM sessions"),
-            Some(10000)
-        );
-        assert_eq!(
-            one::<i64>("SELECT count(*) FROM messages WHERE user_id IS NULL"),
-            Some(0)
-        );
+        assert_eq!(updates_of("sessions") - before, 10, "one update per session for the whole statement");
+        assert_eq!(one::<i64>("SELECT sum(message_count_main + message_count_helper) FROM sessions"), Some(10000));
+        assert_eq!(one::<i64>("SELECT count(*) FROM messages WHERE user_id IS NULL"), Some(0));
         assert_eq!(one::<i64>("SELECT count(*) FROM verify_counts()"), Some(0));
     }
 
@@ -333,25 +279,10 @@ mod tests {
         chat_fixture(10, 20);
         let before = updates_of("profiles");
         Spi::run("UPDATE sessions SET is_completed = true").unwrap();
-        assert_eq!(
-            updates_of("profiles") - before,
-            10,
-            "one update per profile for the whole statement"
-        );
-        assert_eq!(
-            one::<i64>("SELECT sum(total_completed_sessions) FROM profiles"),
-            Some(200)
-        );
-        assert_eq!(
-            one::<i64>("SELECT count(*) FROM profiles WHERE weekly_completed_sessions <> 20"),
-            Some(0)
-        );
-        assert_eq!(
-            one::<i64>(
-                "SELECT count(*) FROM sessions WHERE completed_at IS NULL OR duration_seconds < 60"
-            ),
-            Some(0)
-        );
+        assert_eq!(updates_of("profiles") - before, 10, "one update per profile for the whole statement");
+        assert_eq!(one::<i64>("SELECT sum(total_completed_sessions) FROM profiles"), Some(200));
+        assert_eq!(one::<i64>("SELECT count(*) FROM profiles WHERE weekly_completed_sessions <> 20"), Some(0));
+        assert_eq!(one::<i64>("SELECT count(*) FROM sessions WHERE completed_at IS NULL OR duration_seconds < 60"), Some(0));
     }
 
     #[pg_test]
@@ -381,26 +312,10 @@ mod tests {
 
     #[pg_test]
     fn email_validation() {
-        for ok in [
-            "a@b.co",
-            "first.last+tag@example.co.uk",
-            "UPPER@EXAMPLE.COM",
-        ] {
+        for ok in ["a@b.co", "first.last+tag@example.co.uk", "UPPER@EXAMPLE.COM"] {
             assert!(crate::identity::valid_email(ok), "{ok}");
         }
-        for bad in [
-            "",
-            "plain",
-            "@example.com",
-            "a@",
-            "a@b",
-            "a@@b.com",
-            "a b@c.com",
-            "a@.b.com",
-            "a@b.com.",
-            "a@b..com",
-            "a\u{0}@b.com",
-        ] {
+        for bad in ["", "plain", "@example.com", "a@", "a@b", "a@@b.com", "a b@c.com", "a@.b.com", "a@b.com.", "a@b..com", "a\u{0}@b.com"] {
             assert!(!crate::identity::valid_email(bad), "{bad:?}");
         }
         let long = format!("{}@example.com", "a".repeat(65));
@@ -411,10 +326,7 @@ mod tests {
 
     #[pg_test]
     fn own_tables_are_exactly_the_extensions_member_tables() {
-        let declared: Vec<String> = crate::common::schema::OWN_TABLES
-            .iter()
-            .map(|t| t.to_string_lossy().into_owned())
-            .collect();
+        let declared: Vec<String> = crate::common::schema::OWN_TABLES.iter().map(|t| t.to_string_lossy().into_owned()).collect();
         let mut declared_sorted = declared.clone();
         declared_sorted.sort();
         let members = text(
@@ -485,14 +397,8 @@ mod tests {
         )
         .unwrap();
         // The GRANT guard already took them back ...
-        assert_eq!(
-            one::<bool>("SELECT has_table_privilege('pga_unit_grantee', 'profiles', 'TRIGGER')"),
-            Some(false)
-        );
-        assert_eq!(
-            one::<bool>("SELECT has_table_privilege('pga_unit_grantee', 'profiles', 'UPDATE')"),
-            Some(true)
-        );
+        assert_eq!(one::<bool>("SELECT has_table_privilege('pga_unit_grantee', 'profiles', 'TRIGGER')"), Some(false));
+        assert_eq!(one::<bool>("SELECT has_table_privilege('pga_unit_grantee', 'profiles', 'UPDATE')"), Some(true));
         // ... and with the guard off, the hardening function does.
         Spi::run(
             "ALTER EVENT TRIGGER pg_assistant_guard_ddl DISABLE;
@@ -501,36 +407,21 @@ mod tests {
              ALTER EVENT TRIGGER pg_assistant_guard_ddl ENABLE;",
         )
         .unwrap();
-        assert_eq!(
-            one::<bool>("SELECT has_table_privilege('pga_unit_grantee', 'messages', 'TRUNCATE')"),
-            Some(true)
-        );
+        assert_eq!(one::<bool>("SELECT has_table_privilege('pga_unit_grantee', 'messages', 'TRUNCATE')"), Some(true));
         assert!(one::<i32>("SELECT _harden_privileges()").unwrap_or(0) >= 2);
         for privilege in ["TRIGGER", "TRUNCATE", "REFERENCES"] {
             assert_eq!(
-                one::<bool>(&format!(
-                    "SELECT has_table_privilege('pga_unit_grantee', 'messages', '{privilege}')"
-                )),
+                one::<bool>(&format!("SELECT has_table_privilege('pga_unit_grantee', 'messages', '{privilege}')")),
                 Some(false),
                 "{privilege}"
             );
         }
-        assert_eq!(
-            one::<bool>("SELECT has_table_privilege('pga_unit_grantee', 'messages', 'INSERT')"),
-            Some(true)
-        );
-        assert_eq!(
-            one::<bool>(
-                "SELECT has_sequence_privilege('pga_unit_grantee', 'logs_id_seq', 'UPDATE')"
-            ),
-            Some(false)
-        );
+        assert_eq!(one::<bool>("SELECT has_table_privilege('pga_unit_grantee', 'messages', 'INSERT')"), Some(true));
+        assert_eq!(one::<bool>("SELECT has_sequence_privilege('pga_unit_grantee', 'logs_id_seq', 'UPDATE')"), Some(false));
         assert_eq!(one::<i32>("SELECT _harden_privileges()"), Some(0));
     }
 
-    #[pg_test(
-        error = "pg_assistant will not act as the extension owner: table public.profiles has trigger \"audit\" that it does not trust"
-    )]
+    #[pg_test(error = "pg_assistant will not act as the extension owner: table public.profiles has trigger \"audit\" that it does not trust")]
     fn owner_context_refuses_a_table_with_a_non_superusers_trigger() {
         chat_fixture(1, 1);
         Spi::run(
@@ -561,15 +452,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(one::<i64>("SELECT count(*) FROM public.audit_log"), Some(1));
-        assert_eq!(
-            one::<i32>("SELECT total_completed_sessions FROM profiles"),
-            Some(1)
-        );
+        assert_eq!(one::<i32>("SELECT total_completed_sessions FROM profiles"), Some(1));
     }
 
-    #[pg_test(
-        error = "pg_assistant will not act as the extension owner: table public.messages has trigger \"watch\" that it does not trust"
-    )]
+    #[pg_test(error = "pg_assistant will not act as the extension owner: table public.messages has trigger \"watch\" that it does not trust")]
     fn ddl_guard_refuses_a_trigger_with_a_when_condition() {
         Spi::run(
             "CREATE ROLE pga_unit_author2 NOLOGIN;
@@ -589,15 +475,10 @@ mod tests {
         Spi::run("SET LOCAL row_security = off").unwrap();
         let session = "00000000-0000-4000-8000-000000000001";
         Spi::run(&format!("INSERT INTO messages (session_id, role, chat_type, content) VALUES ('{session}', 'user', 'main', 'x')")).unwrap();
-        assert_eq!(
-            one::<i32>("SELECT message_count_main FROM sessions"),
-            Some(1)
-        );
+        assert_eq!(one::<i32>("SELECT message_count_main FROM sessions"), Some(1));
     }
 
-    #[pg_test(
-        error = "pg_assistant will not act as the extension owner: table public.messages has trigger \"audit\" that it does not trust"
-    )]
+    #[pg_test(error = "pg_assistant will not act as the extension owner: table public.messages has trigger \"audit\" that it does not trust")]
     fn ddl_guard_refuses_a_superusers_trigger_without_a_pinned_search_path() {
         Spi::run(
             "CREATE FUNCTION audit() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN OLD; END';
@@ -618,10 +499,7 @@ mod tests {
              UPDATE sessions SET is_completed = true WHERE id = '00000000-0000-4000-8000-000000000002';",
         )
         .unwrap();
-        assert_eq!(
-            one::<i32>("SELECT total_completed_sessions FROM profiles"),
-            Some(2)
-        );
+        assert_eq!(one::<i32>("SELECT total_completed_sessions FROM profiles"), Some(2));
     }
 
     #[pg_test]
@@ -632,10 +510,7 @@ mod tests {
              UPDATE profiles SET id = '20000000-0000-4000-8000-000000000001';",
         )
         .unwrap();
-        assert_eq!(
-            one::<i32>("SELECT total_completed_sessions FROM profiles"),
-            Some(2)
-        );
+        assert_eq!(one::<i32>("SELECT total_completed_sessions FROM profiles"), Some(2));
         assert_eq!(one::<i64>("SELECT count(*) FROM verify_counts()"), Some(0));
     }
 
@@ -643,10 +518,7 @@ mod tests {
 
     #[pg_test]
     fn event_batch_writes_each_summary_row_once() {
-        let (insights, sessions) = (
-            updates_of("behavior_insights"),
-            updates_of("behavior_sessions"),
-        );
+        let (insights, sessions) = (updates_of("behavior_insights"), updates_of("behavior_sessions"));
         Spi::run(
             "INSERT INTO behavior_events (customer_id, session_id, event_type, business_impact, tool_name, event_timestamp)
              SELECT 'c' || (i % 10), 's' || (i % 100), 't' || (i % 4), CASE WHEN i % 3 = 0 THEN 'high' ELSE 'low' END,
@@ -657,14 +529,8 @@ mod tests {
         // Fresh rows are inserted, never updated, by one statement.
         assert_eq!(updates_of("behavior_insights") - insights, 0);
         assert_eq!(updates_of("behavior_sessions") - sessions, 0);
-        assert_eq!(
-            one::<i64>("SELECT sum(total_events)::bigint FROM behavior_insights"),
-            Some(10000)
-        );
-        assert_eq!(
-            one::<i64>("SELECT sum(session_count)::bigint FROM behavior_insights"),
-            Some(100)
-        );
+        assert_eq!(one::<i64>("SELECT sum(total_events)::bigint FROM behavior_insights"), Some(10000));
+        assert_eq!(one::<i64>("SELECT sum(session_count)::bigint FROM behavior_insights"), Some(100));
         // A second batch into the same rows updates each once.
         Spi::run(
             "INSERT INTO behavior_events (customer_id, session_id, event_type)
@@ -686,14 +552,8 @@ mod tests {
              INSERT INTO behavior_events (customer_id, session_id, event_type, tool_name) VALUES ('c', 's', 'e', 'Bash');",
         )
         .unwrap();
-        assert_eq!(
-            text("SELECT tools_used::text FROM behavior_sessions").as_deref(),
-            Some("{Bash,Edit,Write}")
-        );
-        assert_eq!(
-            one::<i32>("SELECT event_count FROM behavior_sessions"),
-            Some(6)
-        );
+        assert_eq!(text("SELECT tools_used::text FROM behavior_sessions").as_deref(), Some("{Bash,Edit,Write}"));
+        assert_eq!(one::<i32>("SELECT event_count FROM behavior_sessions"), Some(6));
     }
 
     #[pg_test(error = "column \"business_impact\" of a behavior event cannot change")]
@@ -710,35 +570,16 @@ mod tests {
         use crate::behavior::kernel;
         // Lengths around every loop boundary (32-wide, 8-wide, scalar tail) and a 1,536 embedding.
         for n in [1usize, 7, 8, 9, 31, 32, 33, 63, 100, 1536, 16000] {
-            let a: Vec<f32> = (0..n)
-                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0)
-                .collect();
-            let b: Vec<f32> = (0..n)
-                .map(|i| ((i * 53 % 89) as f32 - 44.0) / 13.0)
-                .collect();
+            let a: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0).collect();
+            let b: Vec<f32> = (0..n).map(|i| ((i * 53 % 89) as f32 - 44.0) / 13.0).collect();
             let exact: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
-            let scale: f64 = a
-                .iter()
-                .zip(&b)
-                .map(|(x, y)| (*x as f64 * *y as f64).abs())
-                .sum::<f64>()
-                .max(1.0);
+            let scale: f64 = a.iter().zip(&b).map(|(x, y)| (*x as f64 * *y as f64).abs()).sum::<f64>().max(1.0);
             let (portable, simd) = kernel::both(&a, &b);
-            assert!(
-                ((portable as f64 - exact) / scale).abs() < 1e-5,
-                "portable n={n}: {portable} vs {exact}"
-            );
+            assert!(((portable as f64 - exact) / scale).abs() < 1e-5, "portable n={n}: {portable} vs {exact}");
             if let Some(simd) = simd {
-                assert!(
-                    ((simd as f64 - exact) / scale).abs() < 1e-5,
-                    "simd n={n}: {simd} vs {exact}"
-                );
+                assert!(((simd as f64 - exact) / scale).abs() < 1e-5, "simd n={n}: {simd} vs {exact}");
             }
-            assert_eq!(
-                kernel::dot(&a, &b),
-                simd.unwrap_or(portable),
-                "dot() runs the selected kernel"
-            );
+            assert_eq!(kernel::dot(&a, &b), simd.unwrap_or(portable), "dot() runs the selected kernel");
         }
     }
 
@@ -767,32 +608,14 @@ mod tests {
         use crate::behavior::patterns::{check_actions, check_context};
         use serde_json::json;
         assert!(check_context(&json!({})).is_ok());
-        assert!(
-            check_context(&json!({"directory": "/a", "files_touched": [], "anything": [1]}))
-                .is_ok()
-        );
-        assert_eq!(
-            check_context(&json!(null)).unwrap_err(),
-            "context must be a JSON object, not null"
-        );
-        assert_eq!(
-            check_context(&json!({"files_touched": ["a", {}]})).unwrap_err(),
-            "context.files_touched[1] must be a string, not an object"
-        );
+        assert!(check_context(&json!({"directory": "/a", "files_touched": [], "anything": [1]})).is_ok());
+        assert_eq!(check_context(&json!(null)).unwrap_err(), "context must be a JSON object, not null");
+        assert_eq!(check_context(&json!({"files_touched": ["a", {}]})).unwrap_err(), "context.files_touched[1] must be a string, not an object");
         assert!(check_actions(&json!([])).is_ok());
-        assert!(check_actions(
-            &json!([{"tool": "Read", "duration_ms": 0}, {"tool": "Edit", "duration_ms": 1.5}])
-        )
-        .is_ok());
-        assert_eq!(
-            check_actions(&json!([{"tool": "a"}, {"tool": "b"}, {"tool": "c", "duration_ms": -1}]))
-                .unwrap_err(),
-            "actions[2].duration_ms must be a number >= 0, not -1"
-        );
-        assert_eq!(
-            check_actions(&json!([{"tool": null}])).unwrap_err(),
-            "actions[0].tool must be a string, not null"
-        );
+        assert!(check_actions(&json!([{"tool": "Read", "duration_ms": 0}, {"tool": "Edit", "duration_ms": 1.5}])).is_ok());
+        assert_eq!(check_actions(&json!([{"tool": "a"}, {"tool": "b"}, {"tool": "c", "duration_ms": -1}])).unwrap_err(),
+                   "actions[2].duration_ms must be a number >= 0, not -1");
+        assert_eq!(check_actions(&json!([{"tool": null}])).unwrap_err(), "actions[0].tool must be a string, not null");
     }
 
     #[pg_test]
@@ -836,25 +659,11 @@ mod tests {
                FROM generate_series(1, 10000) i",
         )
         .unwrap();
-        assert_eq!(
-            updates_of("conversations") - before,
-            10,
-            "one update per conversation for the whole statement"
-        );
-        assert_eq!(
-            one::<i64>("SELECT sum(message_count)::bigint FROM conversations"),
-            Some(10000)
-        );
-        assert_eq!(
-            one::<i64>("SELECT count(*) FROM conversation_messages WHERE tenant_id IS NULL"),
-            Some(0)
-        );
+        assert_eq!(updates_of("conversations") - before, 10, "one update per conversation for the whole statement");
+        assert_eq!(one::<i64>("SELECT sum(message_count)::bigint FROM conversations"), Some(10000));
+        assert_eq!(one::<i64>("SELECT count(*) FROM conversation_messages WHERE tenant_id IS NULL"), Some(0));
         Spi::run("DELETE FROM conversation_messages WHERE content LIKE 'm1%'").unwrap();
-        assert_eq!(
-            updates_of("conversations") - before,
-            20,
-            "and one per conversation for the delete"
-        );
+        assert_eq!(updates_of("conversations") - before, 20, "and one per conversation for the delete");
         assert_eq!(one::<i64>("SELECT count(*) FROM verify_counts()"), Some(0));
     }
 

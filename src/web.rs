@@ -7,18 +7,9 @@ use crate::common::error::PgaError;
 use crate::common::time;
 use crate::common::trigger::{native_trigger, Event, Level, Timing, TriggerCall, Usage};
 
-const BEFORE_WRITE: Usage = Usage {
-    timing: Timing::Before,
-    level: Level::Row,
-    events: &[Event::Insert, Event::Update],
-};
+const BEFORE_WRITE: Usage = Usage { timing: Timing::Before, level: Level::Row, events: &[Event::Insert, Event::Update] };
 
-native_trigger!(
-    pga_user_sessions_duration,
-    pg_finfo_pga_user_sessions_duration,
-    "user_sessions_duration",
-    user_sessions_duration
-);
+native_trigger!(pga_user_sessions_duration, pg_finfo_pga_user_sessions_duration, "user_sessions_duration", user_sessions_duration);
 
 /// `duration_seconds` is set when `exit_page` is first set (at insert too, which 002's trigger
 /// missed): whole seconds from `created_at` to now, never negative.
@@ -38,18 +29,9 @@ fn user_sessions_duration(call: &TriggerCall) -> pg_sys::Datum {
     if !first_exit {
         return call.keep(new);
     }
-    let Some(created) = call.get(new, call.column("created_at")) else {
-        return call.keep(new);
-    };
-    let seconds =
-        time::whole_seconds(created.value() as i64, time::now()).clamp(0, i32::MAX as i64) as i32;
-    call.modified(
-        new,
-        [(
-            call.column("duration_seconds"),
-            Some(pg_sys::Datum::from(seconds)),
-        )],
-    )
+    let Some(created) = call.get(new, call.column("created_at")) else { return call.keep(new) };
+    let seconds = time::whole_seconds(created.value() as i64, time::now()).clamp(0, i32::MAX as i64) as i32;
+    call.modified(new, [(call.column("duration_seconds"), Some(pg_sys::Datum::from(seconds)))])
 }
 
 native_trigger!(
@@ -73,8 +55,7 @@ fn optimization_history_status(call: &TriggerCall) -> pg_sys::Datum {
     let status_col = call.column("status");
     let text = |tuple: pg_sys::HeapTuple, col| {
         // SAFETY: a non-null text datum of this relation.
-        call.get(tuple, col)
-            .map(|d| unsafe { crate::common::trigger::output(pg_sys::TEXTOID, d) })
+        call.get(tuple, col).map(|d| unsafe { crate::common::trigger::output(pg_sys::TEXTOID, d) })
     };
     let status = text(new, status_col);
     let changed = match call.event() {
@@ -89,17 +70,9 @@ fn optimization_history_status(call: &TriggerCall) -> pg_sys::Datum {
     match status.as_deref() {
         Some("implemented") if unset("implemented_at") => {
             let deployed = call.get(new, call.column("deployed_at")).or(now);
-            call.modified(
-                new,
-                [
-                    (call.column("implemented_at"), now),
-                    (call.column("deployed_at"), deployed),
-                ],
-            )
+            call.modified(new, [(call.column("implemented_at"), now), (call.column("deployed_at"), deployed)])
         }
-        Some("testing") if unset("tested_at") => {
-            call.modified(new, [(call.column("tested_at"), now)])
-        }
+        Some("testing") if unset("tested_at") => call.modified(new, [(call.column("tested_at"), now)]),
         Some("rolled_back") => {
             let reason = text(new, call.column("rollback_reason"));
             if reason.as_deref().is_none_or(|r| r.trim().is_empty()) {

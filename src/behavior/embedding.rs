@@ -20,18 +20,14 @@ pub enum Invalid {
 impl Invalid {
     pub fn raise(self, what: &str) -> ! {
         let (message, detail) = match self {
-            Invalid::NotOneDimensional(n) => (
-                format!("{what} must be a one-dimensional array"),
-                format!("It has {n} dimensions."),
-            ),
+            Invalid::NotOneDimensional(n) => {
+                (format!("{what} must be a one-dimensional array"), format!("It has {n} dimensions."))
+            }
             Invalid::Length(n) => (
                 format!("{what} must have between 1 and {MAX_DIMENSIONS} elements"),
                 format!("It has {n} elements."),
             ),
-            Invalid::HasNull => (
-                format!("{what} must not contain NULL elements"),
-                String::new(),
-            ),
+            Invalid::HasNull => (format!("{what} must not contain NULL elements"), String::new()),
             Invalid::NotFinite(i) => (
                 format!("{what} must contain only finite numbers"),
                 format!("Element {} is NaN or infinite.", i + 1),
@@ -109,20 +105,12 @@ pub struct Scaled {
 }
 
 pub fn scaled(values: &[f32]) -> Scaled {
-    let norm64 = values
-        .iter()
-        .map(|&v| v as f64 * v as f64)
-        .sum::<f64>()
-        .sqrt();
+    let norm64 = values.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
     let exponent = norm64.log2().floor() as i32;
     let factor = 2f64.powi(-exponent);
     let values: Vec<f32> = values.iter().map(|&v| (v as f64 * factor) as f32).collect();
     let norm = (super::kernel::dot(&values, &values) as f64).sqrt();
-    Scaled {
-        values,
-        norm,
-        exponent,
-    }
+    Scaled { values, norm, exponent }
 }
 
 /// The norm kept with a stored embedding: its scaled norm times the scale, so that a vector's
@@ -138,9 +126,5 @@ pub fn kept_norm(values: &[f32]) -> f64 {
 /// `datum` must be a non-null `real[]` datum.
 pub unsafe fn detoasted(datum: pg_sys::Datum) -> *const pg_sys::varlena {
     let ptr = datum.cast_mut_ptr::<pg_sys::varlena>();
-    if needs_detoast(ptr) {
-        pg_sys::pg_detoast_datum(ptr)
-    } else {
-        ptr
-    }
+    if needs_detoast(ptr) { pg_sys::pg_detoast_datum(ptr) } else { ptr }
 }

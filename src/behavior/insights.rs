@@ -14,16 +14,11 @@ use pgrx::pg_sys::{self, PgBuiltInOids, PgOid};
 use pgrx::prelude::*;
 
 use crate::common::error::PgaError;
-use crate::common::owner::{
-    as_owner, as_owner_by_key, may_write_protected_columns, require_privileged_caller,
-    row_security_violation,
-};
+use crate::common::owner::{as_owner, as_owner_by_key, may_write_protected_columns, require_privileged_caller, row_security_violation};
 use crate::common::plans::{self, Stmt};
 use crate::common::restore::loading_dump;
 use crate::common::time::{self, arg as ts};
-use crate::common::trigger::{
-    native_trigger, statement_done, Event, Level, Timing, Transition, TriggerCall, Usage,
-};
+use crate::common::trigger::{native_trigger, statement_done, Event, Level, Timing, Transition, TriggerCall, Usage};
 
 const TEXT: PgOid = PgOid::BuiltIn(PgBuiltInOids::TEXTOID);
 const INT4: PgOid = PgOid::BuiltIn(PgBuiltInOids::INT4OID);
@@ -32,23 +27,13 @@ const TIMESTAMPTZ: PgOid = PgOid::BuiltIn(PgBuiltInOids::TIMESTAMPTZOID);
 /// Whole days from `$ts` to `$1` (now), never negative.
 macro_rules! days_since {
     ($ts:literal) => {
-        concat!(
-            "least(greatest(0, floor(date_part('epoch', $1 - ",
-            $ts,
-            ") / 86400)), 2147483647)::int"
-        )
+        concat!("least(greatest(0, floor(date_part('epoch', $1 - ", $ts, ") / 86400)), 2147483647)::int")
     };
 }
 /// Whole seconds from `$from` to `$to`, never negative.
 macro_rules! seconds_between {
     ($from:literal, $to:literal) => {
-        concat!(
-            "least(greatest(0, floor(date_part('epoch', ",
-            $to,
-            " - ",
-            $from,
-            "))), 2147483647)::int"
-        )
+        concat!("least(greatest(0, floor(date_part('epoch', ", $to, " - ", $from, "))), 2147483647)::int")
     };
 }
 
@@ -185,11 +170,7 @@ static SUMMARIZE_ONE: Stmt = Stmt::new(
     &[TIMESTAMPTZ, TEXT, TEXT, TEXT, INT4, TEXT, TIMESTAMPTZ],
 );
 
-const AFTER_INSERT_STATEMENT: Usage = Usage {
-    timing: Timing::After,
-    level: Level::Statement,
-    events: &[Event::Insert],
-};
+const AFTER_INSERT_STATEMENT: Usage = Usage { timing: Timing::After, level: Level::Statement, events: &[Event::Insert] };
 
 native_trigger!(
     pga_behavior_events_summarize,
@@ -208,15 +189,11 @@ fn behavior_events_summarize(call: &TriggerCall) -> pg_sys::Datum {
     let refused = match call.only_transition_row(Transition::New) {
         Some(row) => {
             let get = |name: &str| row.get(call.column(name));
-            let (customer, session, event_type, event_time) = match (
-                get("customer_id"),
-                get("session_id"),
-                get("event_type"),
-                get("event_timestamp"),
-            ) {
-                (Some(c), Some(s), Some(t), Some(ts)) => (c, s, t, ts),
-                _ => return statement_done(), // NOT NULL columns: not reached
-            };
+            let (customer, session, event_type, event_time) =
+                match (get("customer_id"), get("session_id"), get("event_type"), get("event_timestamp")) {
+                    (Some(c), Some(s), Some(t), Some(ts)) => (c, s, t, ts),
+                    _ => return statement_done(), // NOT NULL columns: not reached
+                };
             let high = get("business_impact").is_some_and(|d| is_high_impact(d)) as i32;
             // SAFETY: non-null datums of the transition row, alive while `row` is.
             let (customer, session, event_type, tool) = unsafe {
@@ -232,19 +209,9 @@ fn behavior_events_summarize(call: &TriggerCall) -> pg_sys::Datum {
             };
             let event_time = ts(event_time.value() as i64);
             let written = as_owner_by_key(|| {
-                plans::with(
-                    &SUMMARIZE_ONE,
-                    &[
-                        ts(now),
-                        customer,
-                        session,
-                        event_type,
-                        high.into(),
-                        tool,
-                        event_time,
-                    ],
-                    |t| t.len(),
-                )
+                plans::with(&SUMMARIZE_ONE, &[ts(now), customer, session, event_type, high.into(), tool, event_time], |t| {
+                    t.len()
+                })
             });
             (written == 0).then(|| text_of(row.get(call.column("session_id"))))
         }
@@ -255,8 +222,7 @@ fn behavior_events_summarize(call: &TriggerCall) -> pg_sys::Datum {
             Spi::connect_mut(|client| {
                 call.register_transition_tables();
                 let mut rows = plans::run(client, &SUMMARIZE_BATCH, &[ts(now)]);
-                rows.next()
-                    .map(|r| r.get::<String>(1).ok().flatten().unwrap_or_default())
+                rows.next().map(|r| r.get::<String>(1).ok().flatten().unwrap_or_default())
             })
         }),
     };
@@ -274,36 +240,21 @@ fn behavior_events_summarize(call: &TriggerCall) -> pg_sys::Datum {
 
 fn is_high_impact(datum: pg_sys::Datum) -> bool {
     // SAFETY: a non-null text datum; detoasted (a copy only when compressed or external).
-    let text = unsafe {
-        pgrx::text_to_rust_str_unchecked(pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr()))
-    };
+    let text = unsafe { pgrx::text_to_rust_str_unchecked(pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr())) };
     text == "high" || text == "critical"
 }
 
 fn text_of(datum: Option<pg_sys::Datum>) -> String {
     // SAFETY: a non-null text datum.
-    datum
-        .map(|d| unsafe { crate::common::trigger::output(pg_sys::TEXTOID, d) })
-        .unwrap_or_default()
+    datum.map(|d| unsafe { crate::common::trigger::output(pg_sys::TEXTOID, d) }).unwrap_or_default()
 }
 
 // ---- events are append-only where the summaries are concerned ---------------------------------
 
 /// What the summaries are made of: changing it afterwards would make them wrong.
-const SUMMARISED: [&str; 6] = [
-    "customer_id",
-    "session_id",
-    "event_type",
-    "business_impact",
-    "tool_name",
-    "event_timestamp",
-];
+const SUMMARISED: [&str; 6] = ["customer_id", "session_id", "event_type", "business_impact", "tool_name", "event_timestamp"];
 
-const BEFORE_UPDATE_ROW: Usage = Usage {
-    timing: Timing::Before,
-    level: Level::Row,
-    events: &[Event::Update],
-};
+const BEFORE_UPDATE_ROW: Usage = Usage { timing: Timing::Before, level: Level::Row, events: &[Event::Update] };
 
 native_trigger!(
     pga_behavior_events_before_update,
@@ -402,9 +353,7 @@ static BACKFILL_INSIGHTS: Stmt = Stmt::new(
 fn backfill_behavior_insights() -> i32 {
     require_privileged_caller("backfill_behavior_insights");
     let now = time::now();
-    let written = as_owner(|| {
-        plans::exec(&BACKFILL_SESSIONS, &[ts(now)]) + plans::exec(&BACKFILL_INSIGHTS, &[ts(now)])
-    });
+    let written = as_owner(|| plans::exec(&BACKFILL_SESSIONS, &[ts(now)]) + plans::exec(&BACKFILL_INSIGHTS, &[ts(now)]));
     written as i32
 }
 
@@ -428,10 +377,7 @@ fn refresh_activity_recency() -> i32 {
     as_owner(|| plans::exec(&REFRESH_RECENCY, &[ts(now)])) as i32
 }
 
-static CLEANUP_ALL: Stmt = Stmt::new(
-    "DELETE FROM @extschema@.behavior_events WHERE expires_at <= $1",
-    &[TIMESTAMPTZ],
-);
+static CLEANUP_ALL: Stmt = Stmt::new("DELETE FROM @extschema@.behavior_events WHERE expires_at <= $1", &[TIMESTAMPTZ]);
 static CLEANUP_BATCH: Stmt = Stmt::new(
     "DELETE FROM @extschema@.behavior_events
       WHERE id IN (SELECT id FROM @extschema@.behavior_events WHERE expires_at <= $1

@@ -13,20 +13,14 @@ static DOT: OnceLock<DotFn> = OnceLock::new();
 
 /// The kernel this CPU runs: `"avx2+fma"` or `"portable"`.
 pub fn kernel_name() -> &'static str {
-    if std::ptr::fn_addr_eq(select(), dot_portable as DotFn) {
-        "portable"
-    } else {
-        "avx2+fma"
-    }
+    if std::ptr::fn_addr_eq(select(), dot_portable as DotFn) { "portable" } else { "avx2+fma" }
 }
 
 fn select() -> DotFn {
     *DOT.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
                 return dot_avx2 as DotFn;
             }
         }
@@ -74,21 +68,9 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     let mut i = 0;
     while i + 32 <= n {
         acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc0);
-        acc1 = _mm256_fmadd_ps(
-            _mm256_loadu_ps(pa.add(i + 8)),
-            _mm256_loadu_ps(pb.add(i + 8)),
-            acc1,
-        );
-        acc2 = _mm256_fmadd_ps(
-            _mm256_loadu_ps(pa.add(i + 16)),
-            _mm256_loadu_ps(pb.add(i + 16)),
-            acc2,
-        );
-        acc3 = _mm256_fmadd_ps(
-            _mm256_loadu_ps(pa.add(i + 24)),
-            _mm256_loadu_ps(pb.add(i + 24)),
-            acc3,
-        );
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 8)), _mm256_loadu_ps(pb.add(i + 8)), acc1);
+        acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 16)), _mm256_loadu_ps(pb.add(i + 16)), acc2);
+        acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 24)), _mm256_loadu_ps(pb.add(i + 24)), acc3);
         i += 32;
     }
     while i + 8 <= n {
@@ -112,8 +94,7 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
 pub fn both(a: &[f32], b: &[f32]) -> (f32, Option<f32>) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             // SAFETY: checked just above.
             return (dot_portable(a, b), Some(unsafe { dot_avx2(a, b) }));
         }

@@ -16,11 +16,7 @@ use crate::identity::current_user_uuid;
 
 const UUID: PgOid = PgOid::BuiltIn(PgBuiltInOids::UUIDOID);
 
-const BEFORE_WRITE: Usage = Usage {
-    timing: Timing::Before,
-    level: Level::Row,
-    events: &[Event::Insert, Event::Update],
-};
+const BEFORE_WRITE: Usage = Usage { timing: Timing::Before, level: Level::Row, events: &[Event::Insert, Event::Update] };
 
 native_trigger!(
     pga_behavior_patterns_before_write,
@@ -38,10 +34,7 @@ fn behavior_patterns_before_write(call: &TriggerCall) -> pg_sys::Datum {
         call.guard_protected_columns(&["user_id", "id"]);
     }
     let new = call.new_tuple();
-    for (name, check) in [
-        ("context", check_context as fn(&Value) -> Result<(), String>),
-        ("actions", check_actions),
-    ] {
+    for (name, check) in [("context", check_context as fn(&Value) -> Result<(), String>), ("actions", check_actions)] {
         // NOT NULL reports a missing value.
         if let Some(datum) = call.get(new, call.column(name)) {
             // SAFETY: a non-null jsonb datum of the new row.
@@ -49,34 +42,22 @@ fn behavior_patterns_before_write(call: &TriggerCall) -> pg_sys::Datum {
             let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             if let Err(problem) = check(&value) {
                 PgaError::invalid(format!("invalid behavior pattern: {problem}"))
-                    .detail(format!(
-                        "Failing row {} of {}.",
-                        call.describe_row(new),
-                        call.qualified_table_name()
-                    ))
+                    .detail(format!("Failing row {} of {}.", call.describe_row(new), call.qualified_table_name()))
                     .hint(hint(name))
                     .raise();
             }
         }
     }
     let norm_col = call.column("trigger_embedding_norm");
-    let norm = call
-        .get(new, call.column("trigger_embedding"))
-        .map(|datum| {
-            // SAFETY: a non-null real[] datum; a detoasted copy lives in the trigger's memory context.
-            let values = unsafe { embedding::elements(embedding::detoasted(datum)) };
-            match values.and_then(|v| embedding::validate(v).map(|()| embedding::kept_norm(v))) {
-                Ok(norm) => norm,
-                Err(e) => e.raise("trigger_embedding"),
-            }
-        });
-    call.modified(
-        new,
-        [(
-            norm_col,
-            norm.map(|n| pg_sys::Datum::from(n.to_bits() as usize)),
-        )],
-    )
+    let norm = call.get(new, call.column("trigger_embedding")).map(|datum| {
+        // SAFETY: a non-null real[] datum; a detoasted copy lives in the trigger's memory context.
+        let values = unsafe { embedding::elements(embedding::detoasted(datum)) };
+        match values.and_then(|v| embedding::validate(v).map(|()| embedding::kept_norm(v))) {
+            Ok(norm) => norm,
+            Err(e) => e.raise("trigger_embedding"),
+        }
+    });
+    call.modified(new, [(norm_col, norm.map(|n| pg_sys::Datum::from(n.to_bits() as usize)))])
 }
 
 fn hint(column: &str) -> &'static str {
@@ -90,12 +71,7 @@ fn hint(column: &str) -> &'static str {
 /// `context`: an object; `directory`, `project_type` and `branch` strings, `files_touched` an
 /// array of strings; other keys are free.
 pub fn check_context(value: &Value) -> Result<(), String> {
-    let Value::Object(map) = value else {
-        return Err(format!(
-            "context must be a JSON object, not {}",
-            kind(value)
-        ));
-    };
+    let Value::Object(map) = value else { return Err(format!("context must be a JSON object, not {}", kind(value))) };
     for key in ["directory", "project_type", "branch"] {
         if let Some(v) = map.get(key) {
             if !v.is_string() {
@@ -105,16 +81,10 @@ pub fn check_context(value: &Value) -> Result<(), String> {
     }
     if let Some(files) = map.get("files_touched") {
         let Value::Array(files) = files else {
-            return Err(format!(
-                "context.files_touched must be an array of strings, not {}",
-                kind(files)
-            ));
+            return Err(format!("context.files_touched must be an array of strings, not {}", kind(files)));
         };
         if let Some((i, v)) = files.iter().enumerate().find(|(_, v)| !v.is_string()) {
-            return Err(format!(
-                "context.files_touched[{i}] must be a string, not {}",
-                kind(v)
-            ));
+            return Err(format!("context.files_touched[{i}] must be a string, not {}", kind(v)));
         }
     }
     Ok(())
@@ -123,50 +93,29 @@ pub fn check_context(value: &Value) -> Result<(), String> {
 /// `actions`: an array of objects, each with a string `tool`; optional `parameters` object,
 /// `outcome` and `timestamp` strings, `duration_ms` number >= 0.
 pub fn check_actions(value: &Value) -> Result<(), String> {
-    let Value::Array(actions) = value else {
-        return Err(format!("actions must be a JSON array, not {}", kind(value)));
-    };
+    let Value::Array(actions) = value else { return Err(format!("actions must be a JSON array, not {}", kind(value))) };
     for (i, action) in actions.iter().enumerate() {
-        let Value::Object(a) = action else {
-            return Err(format!(
-                "actions[{i}] must be an object, not {}",
-                kind(action)
-            ));
-        };
+        let Value::Object(a) = action else { return Err(format!("actions[{i}] must be an object, not {}", kind(action))) };
         match a.get("tool") {
             Some(Value::String(_)) => {}
-            Some(v) => {
-                return Err(format!(
-                    "actions[{i}].tool must be a string, not {}",
-                    kind(v)
-                ))
-            }
+            Some(v) => return Err(format!("actions[{i}].tool must be a string, not {}", kind(v))),
             None => return Err(format!("actions[{i}].tool is required")),
         }
         if let Some(v) = a.get("parameters") {
             if !v.is_object() {
-                return Err(format!(
-                    "actions[{i}].parameters must be an object, not {}",
-                    kind(v)
-                ));
+                return Err(format!("actions[{i}].parameters must be an object, not {}", kind(v)));
             }
         }
         for key in ["outcome", "timestamp"] {
             if let Some(v) = a.get(key) {
                 if !v.is_string() {
-                    return Err(format!(
-                        "actions[{i}].{key} must be a string, not {}",
-                        kind(v)
-                    ));
+                    return Err(format!("actions[{i}].{key} must be a string, not {}", kind(v)));
                 }
             }
         }
         if let Some(v) = a.get("duration_ms") {
             if !v.as_f64().is_some_and(|d| d >= 0.0) {
-                return Err(format!(
-                    "actions[{i}].duration_ms must be a number >= 0, not {}",
-                    shown(v)
-                ));
+                return Err(format!("actions[{i}].duration_ms must be a number >= 0, not {}", shown(v)));
             }
         }
     }
@@ -213,38 +162,21 @@ fn increment_pattern_use_count(pattern_id: Option<pgrx::Uuid>) -> Option<i32> {
         let caller = current_user_uuid();
         let key = pg_sys::Datum::from(pattern.as_bytes().as_ptr());
         let owned = caller.is_some_and(|me| {
-            crate::common::lookup::by_unique_key(
-                c"behavior_patterns",
-                c"behavior_patterns_pkey",
-                pg_sys::F_UUID_EQ,
-                key,
-                |row| {
-                    row.get("user_id")
-                        .map(|d| unsafe { *(d.cast_mut_ptr::<[u8; 16]>()) } == *me.as_bytes())
-                },
-            )
+            crate::common::lookup::by_unique_key(c"behavior_patterns", c"behavior_patterns_pkey", pg_sys::F_UUID_EQ, key, |row| {
+                row.get("user_id").map(|d| unsafe { *(d.cast_mut_ptr::<[u8; 16]>()) } == *me.as_bytes())
+            })
             .flatten()
             .unwrap_or(false)
         });
         if !owned {
-            PgaError::new(
-                INSUFFICIENT_PRIVILEGE,
-                "permission denied to use this behavior pattern",
-            )
-            .detail("Only the pattern's owner or a service role may record its use.")
-            .raise();
+            PgaError::new(INSUFFICIENT_PRIVILEGE, "permission denied to use this behavior pattern")
+                .detail("Only the pattern's owner or a service role may record its use.")
+                .raise();
         }
         caller
     };
     as_owner(|| {
-        let args = [
-            DatumWithOid::from(pattern),
-            owner
-                .map(DatumWithOid::from)
-                .unwrap_or_else(|| DatumWithOid::null_oid(UUID.value())),
-        ];
-        plans::with(&BUMP_USE_COUNT, &args, |mut rows| {
-            rows.next().and_then(|r| r.get::<i32>(1).ok().flatten())
-        })
+        let args = [DatumWithOid::from(pattern), owner.map(DatumWithOid::from).unwrap_or_else(|| DatumWithOid::null_oid(UUID.value()))];
+        plans::with(&BUMP_USE_COUNT, &args, |mut rows| rows.next().and_then(|r| r.get::<i32>(1).ok().flatten()))
     })
 }

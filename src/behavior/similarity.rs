@@ -40,12 +40,7 @@ const SAFE_NORMS: std::ops::RangeInclusive<f64> = 1e-30..=1e30;
 fn cosine(query: &embedding::Scaled, values: &[f32], norm: f64) -> f64 {
     let mut dot = kernel::dot(&query.values, values) as f64;
     if !dot.is_finite() || !SAFE_NORMS.contains(&norm) {
-        dot = query
-            .values
-            .iter()
-            .zip(values)
-            .map(|(&q, &v)| q as f64 * v as f64)
-            .sum();
+        dot = query.values.iter().zip(values).map(|(&q, &v)| q as f64 * v as f64).sum();
     }
     (dot / (query.norm * norm)).clamp(-1.0, 1.0)
 }
@@ -68,21 +63,13 @@ fn cosine_similarity(a: pgrx::Array<'_, f32>, b: pgrx::Array<'_, f32>) -> f64 {
         embedding::validate(va).unwrap_or_else(|e| e.raise("vector a"));
         embedding::validate(vb).unwrap_or_else(|e| e.raise("vector b"));
         PgaError::invalid("cosine_similarity needs vectors of the same dimension")
-            .detail(format!(
-                "Vector a has {} elements, vector b has {}.",
-                va.len(),
-                vb.len()
-            ))
+            .detail(format!("Vector a has {} elements, vector b has {}.", va.len(), vb.len()))
             .raise();
     }
     // Three single-precision dot products; only when one is not finite or a norm is out of the
     // safe range (a NaN, infinite or zero element, or extreme magnitudes) is the vector checked
     // element by element and the product taken on the scaled vectors.
-    let (ab, aa, bb) = (
-        kernel::dot(va, vb) as f64,
-        kernel::dot(va, va) as f64,
-        kernel::dot(vb, vb) as f64,
-    );
+    let (ab, aa, bb) = (kernel::dot(va, vb) as f64, kernel::dot(va, va) as f64, kernel::dot(vb, vb) as f64);
     let safe = |n: f64| n.is_finite() && (1e-30..=1e30).contains(&n);
     if ab.is_finite() && safe(aa) && safe(bb) {
         return (ab / (aa.sqrt() * bb.sqrt())).clamp(-1.0, 1.0);
@@ -110,10 +97,7 @@ impl Eq for Candidate {}
 /// the worst candidate kept.
 impl Ord for Candidate {
     fn cmp(&self, other: &Self) -> Ordering {
-        other
-            .similarity
-            .total_cmp(&self.similarity)
-            .then_with(|| self.id.cmp(&other.id))
+        other.similarity.total_cmp(&self.similarity).then_with(|| self.id.cmp(&other.id))
     }
 }
 
@@ -132,24 +116,14 @@ struct TopK {
 impl TopK {
     fn offer(&mut self, similarity: f64, id: impl FnOnce() -> [u8; 16]) {
         if self.heap.len() < self.k {
-            self.heap.push(Candidate {
-                similarity,
-                id: id(),
-            });
+            self.heap.push(Candidate { similarity, id: id() });
             return;
         }
-        let worst = self
-            .heap
-            .peek()
-            .map(|w| w.similarity)
-            .unwrap_or(f64::NEG_INFINITY);
+        let worst = self.heap.peek().map(|w| w.similarity).unwrap_or(f64::NEG_INFINITY);
         if similarity < worst {
             return;
         }
-        let c = Candidate {
-            similarity,
-            id: id(),
-        };
+        let c = Candidate { similarity, id: id() };
         if self.heap.peek().is_some_and(|w| c < *w) {
             self.heap.pop();
             self.heap.push(c);
@@ -179,29 +153,16 @@ fn similar_patterns(
     }
     let count = require_arg(match_count, "match_count");
     if !(1..=MAX_MATCH_COUNT).contains(&count) {
-        PgaError::invalid(format!(
-            "match_count must be between 1 and {MAX_MATCH_COUNT}"
-        ))
-        .detail(format!("match_count was {count}."))
-        .raise();
+        PgaError::invalid(format!("match_count must be between 1 and {MAX_MATCH_COUNT}"))
+            .detail(format!("match_count was {count}."))
+            .raise();
     }
-    let Some(relid) = schema::relation(c"behavior_patterns") else {
-        return TableIterator::new(Vec::new());
-    };
+    let Some(relid) = schema::relation(c"behavior_patterns") else { return TableIterator::new(Vec::new()) };
     // SAFETY: an ACL check of the current user on the extension's table.
-    if unsafe {
-        pg_sys::pg_class_aclcheck(
-            relid,
-            pg_sys::GetUserId(),
-            pg_sys::ACL_SELECT as pg_sys::AclMode,
-        )
-    } != pg_sys::AclResult::ACLCHECK_OK
+    if unsafe { pg_sys::pg_class_aclcheck(relid, pg_sys::GetUserId(), pg_sys::ACL_SELECT as pg_sys::AclMode) }
+        != pg_sys::AclResult::ACLCHECK_OK
     {
-        PgaError::new(
-            INSUFFICIENT_PRIVILEGE,
-            "permission denied for table behavior_patterns",
-        )
-        .raise();
+        PgaError::new(INSUFFICIENT_PRIVILEGE, "permission denied for table behavior_patterns").raise();
     }
     // Who the search may read: a service caller anyone's (or everyone's), anyone else only
     // their own, and nothing at all when they ask for another user or have no identity.
@@ -214,17 +175,10 @@ fn similar_patterns(
             _ => return TableIterator::new(Vec::new()),
         }
     };
-    let mut top = TopK {
-        k: count as usize,
-        heap: BinaryHeap::with_capacity(count as usize + 1),
-    };
+    let mut top = TopK { k: count as usize, heap: BinaryHeap::with_capacity(count as usize + 1) };
     // SAFETY: see scan().
     unsafe { scan(relid, user, &query, threshold, &mut top) };
-    let rows: Vec<_> = top
-        .into_sorted()
-        .into_iter()
-        .map(|c| (pgrx::Uuid::from_bytes(c.id), c.similarity))
-        .collect();
+    let rows: Vec<_> = top.into_sorted().into_iter().map(|c| (pgrx::Uuid::from_bytes(c.id), c.similarity)).collect();
     TableIterator::new(rows)
 }
 
@@ -233,13 +187,7 @@ fn similar_patterns(
 ///
 /// # Safety
 /// Called inside a function call of a running statement (an active snapshot exists).
-unsafe fn scan(
-    relid: pg_sys::Oid,
-    user: Option<pgrx::Uuid>,
-    query: &embedding::Scaled,
-    threshold: f64,
-    top: &mut TopK,
-) {
+unsafe fn scan(relid: pg_sys::Oid, user: Option<pgrx::Uuid>, query: &embedding::Scaled, threshold: f64, top: &mut TopK) {
     let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
     let rel = pg_sys::table_open(relid, lock);
     let tupdesc = (*rel).rd_att;
@@ -267,11 +215,7 @@ unsafe fn scan(
         let datum = *values.add(at(emb_col));
         let ptr = datum.cast_mut_ptr::<pg_sys::varlena>();
         let copy = embedding::needs_detoast(ptr);
-        let ptr = if copy {
-            pg_sys::pg_detoast_datum(ptr)
-        } else {
-            ptr
-        };
+        let ptr = if copy { pg_sys::pg_detoast_datum(ptr) } else { ptr };
         if let Ok(values) = embedding::elements::<'_>(ptr) {
             if values.len() == dims && norm > 0.0 {
                 let similarity = cosine(query, values, norm);
@@ -306,11 +250,7 @@ unsafe fn scan(
             );
             let scan = begin_index_scan(rel, idx, snapshot);
             pg_sys::index_rescan(scan, &mut skey, 1, std::ptr::null_mut(), 0);
-            while pg_sys::index_getnext_slot(
-                scan,
-                pg_sys::ScanDirection::ForwardScanDirection,
-                slot,
-            ) {
+            while pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot) {
                 visit(slot);
                 seen = seen.wrapping_add(1);
                 if seen % 1024 == 0 {
@@ -325,16 +265,8 @@ unsafe fn scan(
                 | pg_sys::ScanOptions::SO_ALLOW_STRAT
                 | pg_sys::ScanOptions::SO_ALLOW_SYNC
                 | pg_sys::ScanOptions::SO_ALLOW_PAGEMODE;
-            let scan = pg_sys::heap_beginscan(
-                rel,
-                snapshot,
-                0,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                flags,
-            );
-            while pg_sys::heap_getnextslot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot)
-            {
+            let scan = pg_sys::heap_beginscan(rel, snapshot, 0, std::ptr::null_mut(), std::ptr::null_mut(), flags);
+            while pg_sys::heap_getnextslot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot) {
                 visit(slot);
                 seen = seen.wrapping_add(1);
                 if seen % 1024 == 0 {
@@ -349,19 +281,12 @@ unsafe fn scan(
 }
 
 #[cfg(not(feature = "pg18"))]
-unsafe fn begin_index_scan(
-    rel: pg_sys::Relation,
-    idx: pg_sys::Relation,
-    snapshot: pg_sys::Snapshot,
-) -> pg_sys::IndexScanDesc {
+unsafe fn begin_index_scan(rel: pg_sys::Relation, idx: pg_sys::Relation, snapshot: pg_sys::Snapshot) -> pg_sys::IndexScanDesc {
     pg_sys::index_beginscan(rel, idx, snapshot, 1, 0)
 }
 
 #[cfg(feature = "pg18")]
-unsafe fn begin_index_scan(
-    rel: pg_sys::Relation,
-    idx: pg_sys::Relation,
-    snapshot: pg_sys::Snapshot,
-) -> pg_sys::IndexScanDesc {
+unsafe fn begin_index_scan(rel: pg_sys::Relation, idx: pg_sys::Relation, snapshot: pg_sys::Snapshot) -> pg_sys::IndexScanDesc {
     pg_sys::index_beginscan(rel, idx, snapshot, std::ptr::null_mut(), 1, 0)
 }
+

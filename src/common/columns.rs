@@ -46,10 +46,7 @@ impl Hasher for OidHasher {
 
 /// # Safety
 /// `tupdesc` must be a valid tuple descriptor.
-unsafe fn attr(
-    tupdesc: pg_sys::TupleDesc,
-    attnum: i16,
-) -> Option<&'static pg_sys::FormData_pg_attribute> {
+unsafe fn attr(tupdesc: pg_sys::TupleDesc, attnum: i16) -> Option<&'static pg_sys::FormData_pg_attribute> {
     let natts = (*tupdesc).natts as i16;
     if attnum < 1 || attnum > natts {
         return None;
@@ -90,9 +87,7 @@ unsafe fn matches(tupdesc: pg_sys::TupleDesc, attnum: i16, name: &str) -> Option
 /// `tupdesc` must be the valid tuple descriptor of `relid`.
 pub unsafe fn find(relid: pg_sys::Oid, tupdesc: pg_sys::TupleDesc, name: &str) -> Option<Column> {
     let cached = CACHE.with(|c| {
-        c.borrow()
-            .get(&relid)
-            .and_then(|cols| cols.iter().find(|(n, _)| &**n == name).map(|(_, a)| *a))
+        c.borrow().get(&relid).and_then(|cols| cols.iter().find(|(n, _)| &**n == name).map(|(_, a)| *a))
     });
     if let Some(attnum) = cached {
         if let Some(col) = matches(tupdesc, attnum, name) {

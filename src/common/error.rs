@@ -29,12 +29,7 @@ pub struct PgaError {
 
 impl PgaError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        PgaError {
-            code,
-            message: message.into(),
-            detail: None,
-            hint: None,
-        }
+        PgaError { code, message: message.into(), detail: None, hint: None }
     }
 
     pub fn rule(message: impl Into<String>) -> Self {

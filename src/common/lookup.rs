@@ -21,14 +21,23 @@ pub struct Row {
     slot: *mut pg_sys::TupleTableSlot,
     relid: pg_sys::Oid,
     tupdesc: pg_sys::TupleDesc,
+    storage: pg_sys::Oid,
+}
+
+/// Where a version of a row was found: its TID in the table's storage of that moment (a
+/// rewrite, CLUSTER say, gives the table new storage and its rows new TIDs).
+#[derive(Clone, Copy)]
+pub struct Seen {
+    pub tid: pg_sys::ItemPointerData,
+    pub storage: pg_sys::Oid,
 }
 
 impl Row {
     /// Where this version of the row is, for [`super::parent::update_by_key_at`] later in the
     /// same statement.
-    pub fn tid(&self) -> pg_sys::ItemPointerData {
+    pub fn seen(&self) -> Seen {
         // SAFETY: the slot holds the row found.
-        unsafe { (*self.slot).tts_tid }
+        Seen { tid: unsafe { (*self.slot).tts_tid }, storage: self.storage }
     }
 
     /// Column `name` (`None` for NULL or a missing column).
@@ -77,15 +86,8 @@ pub fn by_unique_key<R>(
         let scan = begin_scan(rel, idx, pg_sys::GetActiveSnapshot());
         pg_sys::index_rescan(scan, &mut skey, 1, std::ptr::null_mut(), 0);
         let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
-        let found =
-            pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot);
-        let result = found.then(|| {
-            read(&Row {
-                slot,
-                relid,
-                tupdesc: (*rel).rd_att,
-            })
-        });
+        let found = pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot);
+        let result = found.then(|| read(&Row { slot, relid, tupdesc: (*rel).rd_att, storage: storage(rel) }));
         pg_sys::ExecDropSingleTupleTableSlot(slot);
         pg_sys::index_endscan(scan);
         pg_sys::PopActiveSnapshot();
@@ -95,20 +97,23 @@ pub fn by_unique_key<R>(
     }
 }
 
+/// The relation's storage file number.
+#[cfg(any(feature = "pg14", feature = "pg15"))]
+pub(super) unsafe fn storage(rel: pg_sys::Relation) -> pg_sys::Oid {
+    (*rel).rd_node.relNode
+}
+
+#[cfg(not(any(feature = "pg14", feature = "pg15")))]
+pub(super) unsafe fn storage(rel: pg_sys::Relation) -> pg_sys::Oid {
+    (*rel).rd_locator.relNumber
+}
+
 #[cfg(not(feature = "pg18"))]
-pub(super) unsafe fn begin_scan(
-    rel: pg_sys::Relation,
-    idx: pg_sys::Relation,
-    snapshot: pg_sys::Snapshot,
-) -> pg_sys::IndexScanDesc {
+pub(super) unsafe fn begin_scan(rel: pg_sys::Relation, idx: pg_sys::Relation, snapshot: pg_sys::Snapshot) -> pg_sys::IndexScanDesc {
     pg_sys::index_beginscan(rel, idx, snapshot, 1, 0)
 }
 
 #[cfg(feature = "pg18")]
-pub(super) unsafe fn begin_scan(
-    rel: pg_sys::Relation,
-    idx: pg_sys::Relation,
-    snapshot: pg_sys::Snapshot,
-) -> pg_sys::IndexScanDesc {
+pub(super) unsafe fn begin_scan(rel: pg_sys::Relation, idx: pg_sys::Relation, snapshot: pg_sys::Snapshot) -> pg_sys::IndexScanDesc {
     pg_sys::index_beginscan(rel, idx, snapshot, std::ptr::null_mut(), 1, 0)
 }

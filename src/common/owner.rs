@@ -68,10 +68,7 @@ fn owner_context<R>(by_key: bool, f: impl FnOnce() -> R) -> R {
     // AtEOXact_GUC on success and by (sub)transaction abort on error.
     let nest = unsafe {
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
-        pg_sys::SetUserIdAndSecContext(
-            owner,
-            saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
-        );
+        pg_sys::SetUserIdAndSecContext(owner, saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
         pg_sys::NewGUCNestLevel()
     };
     set_local(c"search_path", c"pg_catalog, pg_temp");
@@ -97,10 +94,7 @@ pub fn as_owner_native<R>(f: impl FnOnce() -> R) -> R {
     // SAFETY: paired with the restore below; (sub)transaction abort restores it on error.
     unsafe {
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
-        pg_sys::SetUserIdAndSecContext(
-            schema::owner(),
-            saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
-        );
+        pg_sys::SetUserIdAndSecContext(schema::owner(), saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
     }
     let result = f();
     unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
@@ -119,8 +113,7 @@ pub fn on_subxact(event: pg_sys::SubXactEvent::Type, subxact: pg_sys::SubTransac
         let mut stack = stack.borrow_mut();
         match event {
             pg_sys::SubXactEvent::SUBXACT_EVENT_START_SUB => stack.push((subxact, DEPTH.get())),
-            pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB
-            | pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
+            pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB | pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
                 if let Some(at) = stack.iter().rposition(|&(id, _)| id == subxact) {
                     if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
                         DEPTH.set(stack[at].1);
@@ -159,11 +152,7 @@ pub fn require_privileged_caller(function: &str) {
 /// The error PostgreSQL itself gives when a new row fails a row-level security policy. Rules
 /// that would otherwise read someone else's row raise it first, naming nothing of theirs.
 pub fn row_security_violation(table: &str) -> ! {
-    PgaError::new(
-        INSUFFICIENT_PRIVILEGE,
-        format!("new row violates row-level security policy for table \"{table}\""),
-    )
-    .raise()
+    PgaError::new(INSUFFICIENT_PRIVILEGE, format!("new row violates row-level security policy for table \"{table}\"")).raise()
 }
 
 fn current_role_name() -> String {
@@ -173,9 +162,7 @@ fn current_role_name() -> String {
         if name.is_null() {
             String::from("?")
         } else {
-            std::ffi::CStr::from_ptr(name)
-                .to_string_lossy()
-                .into_owned()
+            std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned()
         }
     }
 }

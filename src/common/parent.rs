@@ -98,12 +98,9 @@ impl Locked {
     /// as the UPDATE statement raises).
     pub fn add_i32(&mut self, name: &str, value: i32, delta: i32) -> i32 {
         let sum = value.checked_add(delta).unwrap_or_else(|| {
-            PgaError::new(
-                pgrx::PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
-                "integer out of range",
-            )
-            .detail(format!("Counter \"{name}\" cannot pass {value} + {delta}."))
-            .raise()
+            PgaError::new(pgrx::PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE, "integer out of range")
+                .detail(format!("Counter \"{name}\" cannot pass {value} + {delta}."))
+                .raise()
         });
         let sum = sum.max(0);
         self.set(name, sum.into());
@@ -120,12 +117,9 @@ impl Locked {
 }
 
 fn missing_column(name: &str) -> ! {
-    PgaError::new(
-        pgrx::PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
-        format!("column \"{name}\" of a pg_assistant table is missing"),
-    )
-    .hint("The extension's tables were altered; reinstall the extension or restore its columns.")
-    .raise()
+    PgaError::new(pgrx::PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN, format!("column \"{name}\" of a pg_assistant table is missing"))
+        .hint("The extension's tables were altered; reinstall the extension or restore its columns.")
+        .raise()
 }
 
 /// Lock the row of the extension's table `table` whose single-column primary key `index` holds
@@ -140,15 +134,16 @@ pub fn update_by_key<R>(
     update_by_key_at(table, index, eq_proc, key, None, edit)
 }
 
-/// [`update_by_key`] for a row the same statement has already found ([`super::lookup::Row::tid`]
-/// of a uuid key): when the version at `seen` is still the one the latest snapshot sees and
-/// holds `key`, the index is not searched again; otherwise it is, as without the hint.
+/// [`update_by_key`] for a row the same statement has already found ([`super::lookup::Row::seen`]
+/// of a uuid key): when the version at `seen` is still in the table's storage, the one the
+/// latest snapshot sees, and holds `key`, the index is not searched again; otherwise it is, as
+/// without the hint.
 pub fn update_by_key_at<R>(
     table: &CStr,
     index: &CStr,
     eq_proc: u32,
     key: pg_sys::Datum,
-    seen: Option<pg_sys::ItemPointerData>,
+    seen: Option<super::lookup::Seen>,
     edit: impl FnOnce(&mut Locked) -> R,
 ) -> Outcome<R> {
     // No code runs here with anyone's privileges, but the extension's writes keep the owner
@@ -182,8 +177,10 @@ pub fn update_by_key_at<R>(
         // never overwritten, so it must start from the newest value.
         let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
         let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
-        let found = seen.is_some_and(|tid| {
-            eq_proc == pg_sys::F_UUID_EQ && still_at(rel, idx, tid, key, snapshot, slot)
+        let found = seen.is_some_and(|seen| {
+            eq_proc == pg_sys::F_UUID_EQ
+                && seen.storage == super::lookup::storage(rel)
+                && still_at(rel, idx, seen.tid, key, snapshot, slot)
         }) || find(rel, idx, eq_proc, key, snapshot, slot);
         let close = |slot| {
             pg_sys::ExecDropSingleTupleTableSlot(slot);
@@ -197,9 +194,7 @@ pub fn update_by_key_at<R>(
         }
         let mut tid = (*slot).tts_tid;
         let mut tmfd = pg_sys::TM_FailureData::default();
-        let tuple_lock = (*(*rel).rd_tableam)
-            .tuple_lock
-            .expect("heap table access method");
+        let tuple_lock = (*(*rel).rd_tableam).tuple_lock.expect("heap table access method");
         // pgrx guards the functions it binds, not a call through the access method's function
         // pointer: an error in the lock wait (lock_timeout, a deadlock, a cancel) must come back
         // through the FFI boundary as a Rust panic, never as a longjmp over these frames.
@@ -234,12 +229,7 @@ pub fn update_by_key_at<R>(
             nulls: [true; MAX_COLUMNS],
             replace: [false; MAX_COLUMNS],
         };
-        pg_sys::heap_deform_tuple(
-            old,
-            tupdesc,
-            row.values.as_mut_ptr(),
-            row.nulls.as_mut_ptr(),
-        );
+        pg_sys::heap_deform_tuple(old, tupdesc, row.values.as_mut_ptr(), row.nulls.as_mut_ptr());
         let result = edit(&mut row);
         if row.replace[..natts].iter().any(|&r| r) {
             for &(attnum, type_oid) in stamps.iter() {
@@ -248,13 +238,7 @@ pub fn update_by_key_at<R>(
                 row.nulls[i] = false;
                 row.replace[i] = true;
             }
-            let new = pg_sys::heap_modify_tuple(
-                old,
-                tupdesc,
-                row.values.as_mut_ptr(),
-                row.nulls.as_mut_ptr(),
-                row.replace.as_mut_ptr(),
-            );
+            let new = pg_sys::heap_modify_tuple(old, tupdesc, row.values.as_mut_ptr(), row.nulls.as_mut_ptr(), row.replace.as_mut_ptr());
             (*new).t_tableOid = relid;
             let (written, new_index_entries) = update(rel, &mut tid, new, cid, &mut tmfd);
             if written != pg_sys::TM_Result::TM_Ok {
@@ -282,13 +266,7 @@ unsafe fn find(
     slot: *mut pg_sys::TupleTableSlot,
 ) -> bool {
     let mut skey = pg_sys::ScanKeyData::default();
-    pg_sys::ScanKeyInit(
-        &mut skey,
-        1,
-        pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
-        pg_sys::RegProcedure::from(eq_proc),
-        key,
-    );
+    pg_sys::ScanKeyInit(&mut skey, 1, pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber, pg_sys::RegProcedure::from(eq_proc), key);
     let scan = super::lookup::begin_scan(rel, idx, snapshot);
     pg_sys::index_rescan(scan, &mut skey, 1, std::ptr::null_mut(), 0);
     let found = pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot);
@@ -306,10 +284,8 @@ unsafe fn still_at(
     snapshot: pg_sys::Snapshot,
     slot: *mut pg_sys::TupleTableSlot,
 ) -> bool {
-    let fetch = (*(*rel).rd_tableam)
-        .tuple_fetch_row_version
-        .expect("heap table access method");
-    // Guarded as the lock above.
+    let fetch = (*(*rel).rd_tableam).tuple_fetch_row_version.expect("heap table access method");
+    // Guarded as the lock in update_by_key_at.
     if !pg_sys::ffi::pg_guard_ffi_boundary(|| fetch(rel, &mut tid, snapshot, slot)) {
         return false;
     }
@@ -317,8 +293,7 @@ unsafe fn still_at(
     let mut isnull = false;
     let held = pg_sys::slot_getattr(slot, attnum as i32, &mut isnull);
     let same = !isnull
-        && std::slice::from_raw_parts(held.cast_mut_ptr::<u8>(), 16)
-            == std::slice::from_raw_parts(key.cast_mut_ptr::<u8>(), 16);
+        && std::slice::from_raw_parts(held.cast_mut_ptr::<u8>(), 16) == std::slice::from_raw_parts(key.cast_mut_ptr::<u8>(), 16);
     if !same {
         pg_sys::ExecClearTuple(slot);
     }
@@ -330,10 +305,7 @@ unsafe fn still_at(
 fn concurrent_change(table: &CStr, result: pg_sys::TM_Result::Type) -> ! {
     PgaError::new(
         pgrx::PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
-        format!(
-            "could not update the counters of a row of \"{}\" (concurrent change {result})",
-            table.to_string_lossy()
-        ),
+        format!("could not update the counters of a row of \"{}\" (concurrent change {result})", table.to_string_lossy()),
     )
     .hint("Retry the transaction.")
     .raise()
@@ -343,11 +315,8 @@ fn concurrent_change(table: &CStr, result: pg_sys::TM_Result::Type) -> ! {
 unsafe fn transaction_time(type_oid: pg_sys::Oid) -> pg_sys::Datum {
     let now = pg_sys::GetCurrentTransactionStartTimestamp();
     if type_oid == pg_sys::TIMESTAMPOID {
-        pgrx::direct_function_call_as_datum(
-            pg_sys::timestamptz_timestamp,
-            &[Some(pg_sys::Datum::from(now))],
-        )
-        .unwrap_or(pg_sys::Datum::from(now))
+        pgrx::direct_function_call_as_datum(pg_sys::timestamptz_timestamp, &[Some(pg_sys::Datum::from(now))])
+            .unwrap_or(pg_sys::Datum::from(now))
     } else {
         pg_sys::Datum::from(now)
     }
@@ -363,16 +332,7 @@ unsafe fn update(
     tmfd: &mut pg_sys::TM_FailureData,
 ) -> (pg_sys::TM_Result::Type, Option<bool>) {
     let mut lockmode = pg_sys::LockTupleMode::LockTupleNoKeyExclusive;
-    let result = pg_sys::heap_update(
-        rel,
-        tid,
-        new,
-        cid,
-        std::ptr::null_mut(),
-        true,
-        tmfd,
-        &mut lockmode,
-    );
+    let result = pg_sys::heap_update(rel, tid, new, cid, std::ptr::null_mut(), true, tmfd, &mut lockmode);
     let heap_only = (*(*new).t_data).t_infomask2 as u32 & pg_sys::HEAP_ONLY_TUPLE != 0;
     (result, (!heap_only).then_some(false))
 }
@@ -387,17 +347,7 @@ unsafe fn update(
 ) -> (pg_sys::TM_Result::Type, Option<bool>) {
     let mut lockmode = pg_sys::LockTupleMode::LockTupleNoKeyExclusive;
     let mut indexes = pg_sys::TU_UpdateIndexes::TU_None;
-    let result = pg_sys::heap_update(
-        rel,
-        tid,
-        new,
-        cid,
-        std::ptr::null_mut(),
-        true,
-        tmfd,
-        &mut lockmode,
-        &mut indexes,
-    );
+    let result = pg_sys::heap_update(rel, tid, new, cid, std::ptr::null_mut(), true, tmfd, &mut lockmode, &mut indexes);
     let entries = match indexes {
         pg_sys::TU_UpdateIndexes::TU_None => None,
         pg_sys::TU_UpdateIndexes::TU_Summarizing => Some(true),
@@ -408,14 +358,9 @@ unsafe fn update(
 
 /// Index entries for a new row version that went to another page (not HOT), as the executor
 /// makes them after an UPDATE.
-unsafe fn insert_index_entries(
-    rel: pg_sys::Relation,
-    new: pg_sys::HeapTuple,
-    only_summarizing: bool,
-) {
+unsafe fn insert_index_entries(rel: pg_sys::Relation, new: pg_sys::HeapTuple, only_summarizing: bool) {
     let estate = pg_sys::CreateExecutorState();
-    let info =
-        pg_sys::palloc0(std::mem::size_of::<pg_sys::ResultRelInfo>()) as *mut pg_sys::ResultRelInfo;
+    let info = pg_sys::palloc0(std::mem::size_of::<pg_sys::ResultRelInfo>()) as *mut pg_sys::ResultRelInfo;
     (*info).type_ = pg_sys::NodeTag::T_ResultRelInfo;
     pg_sys::InitResultRelInfo(info, rel, 0, std::ptr::null_mut(), 0);
     pg_sys::ExecOpenIndices(info, false);
@@ -435,15 +380,7 @@ unsafe fn insert_index_tuples(
     estate: *mut pg_sys::EState,
     _only_summarizing: bool,
 ) {
-    pg_sys::ExecInsertIndexTuples(
-        info,
-        slot,
-        estate,
-        false,
-        false,
-        std::ptr::null_mut(),
-        std::ptr::null_mut(),
-    );
+    pg_sys::ExecInsertIndexTuples(info, slot, estate, false, false, std::ptr::null_mut(), std::ptr::null_mut());
 }
 
 #[cfg(not(any(feature = "pg14", feature = "pg15")))]
@@ -453,16 +390,7 @@ unsafe fn insert_index_tuples(
     estate: *mut pg_sys::EState,
     only_summarizing: bool,
 ) {
-    pg_sys::ExecInsertIndexTuples(
-        info,
-        slot,
-        estate,
-        false,
-        false,
-        std::ptr::null_mut(),
-        std::ptr::null_mut(),
-        only_summarizing,
-    );
+    pg_sys::ExecInsertIndexTuples(info, slot, estate, false, false, std::ptr::null_mut(), std::ptr::null_mut(), only_summarizing);
 }
 
 // ---- whether a table may be written this way ---------------------------------------------------
@@ -480,10 +408,7 @@ unsafe fn verdict(rel: pg_sys::Relation, indexid: pg_sys::Oid) -> Verdict {
     let relid = (*rel).rd_id;
     let generation = trusted::generation();
     let cached = VERDICTS.with(|v| {
-        v.borrow()
-            .iter()
-            .find(|e| e.0 == relid && e.1 == indexid && e.2 == generation)
-            .map(|e| e.3.clone())
+        v.borrow().iter().find(|e| e.0 == relid && e.1 == indexid && e.2 == generation).map(|e| e.3.clone())
     });
     if let Some(v) = cached {
         return v;
@@ -525,11 +450,7 @@ unsafe fn judge(rel: pg_sys::Relation, indexid: pg_sys::Oid) -> Option<Vec<(i16,
             return None;
         }
         let checks = std::slice::from_raw_parts((*constr).check, (*constr).num_check as usize);
-        if checks.iter().any(|c| {
-            !OWN_CHECKS
-                .iter()
-                .any(|own| CStr::from_ptr(c.ccname).to_bytes() == own.as_bytes())
-        }) {
+        if checks.iter().any(|c| !OWN_CHECKS.iter().any(|own| CStr::from_ptr(c.ccname).to_bytes() == own.as_bytes())) {
             return None;
         }
     }
@@ -546,18 +467,12 @@ unsafe fn judge(rel: pg_sys::Relation, indexid: pg_sys::Oid) -> Option<Vec<(i16,
                     internal: t.tgisinternal,
                     deferrable: t.tgdeferrable,
                     on_update: kind & pg_sys::TRIGGER_TYPE_UPDATE != 0,
-                    before_row: kind & pg_sys::TRIGGER_TYPE_ROW != 0
-                        && kind & pg_sys::TRIGGER_TYPE_BEFORE != 0,
+                    before_row: kind & pg_sys::TRIGGER_TYPE_ROW != 0 && kind & pg_sys::TRIGGER_TYPE_BEFORE != 0,
                     // In `origin` mode a trigger fires unless disabled or replica-only.
-                    enabled: t.tgenabled as u8 != pg_sys::TRIGGER_DISABLED
-                        && t.tgenabled as u8 != pg_sys::TRIGGER_FIRES_ON_REPLICA,
+                    enabled: t.tgenabled as u8 != pg_sys::TRIGGER_DISABLED && t.tgenabled as u8 != pg_sys::TRIGGER_FIRES_ON_REPLICA,
                     some_columns: t.tgnattr > 0,
                     args: (0..t.tgnargs as usize)
-                        .map(|i| {
-                            CStr::from_ptr(*t.tgargs.add(i))
-                                .to_string_lossy()
-                                .into_owned()
-                        })
+                        .map(|i| CStr::from_ptr(*t.tgargs.add(i)).to_string_lossy().into_owned())
                         .collect(),
                 }
             })
@@ -580,17 +495,11 @@ unsafe fn judge(rel: pg_sys::Relation, indexid: pg_sys::Oid) -> Option<Vec<(i16,
         if !t.on_update || !t.enabled {
             continue;
         }
-        if pg_sys::getExtensionOfObject(pg_sys::ProcedureRelationId, t.function)
-            != schema::extension_oid()
-        {
+        if pg_sys::getExtensionOfObject(pg_sys::ProcedureRelationId, t.function) != schema::extension_oid() {
             return None;
         }
         let name = pg_sys::get_func_name(t.function);
-        let name = if name.is_null() {
-            &b""[..]
-        } else {
-            CStr::from_ptr(name).to_bytes()
-        };
+        let name = if name.is_null() { &b""[..] } else { CStr::from_ptr(name).to_bytes() };
         if name == b"set_updated_at" && t.before_row && !t.some_columns && t.args.len() <= 1 {
             let column = t.args.first().map(String::as_str).unwrap_or("updated_at");
             let col = columns::find(relid, tupdesc, column)?;
@@ -619,14 +528,9 @@ unsafe fn primary_key_index(rel: pg_sys::Relation) -> pg_sys::Oid {
 /// queued by the executor, not here).
 unsafe fn indexes_immediate(rel: pg_sys::Relation) -> bool {
     let list = pg_sys::RelationGetIndexList(rel);
-    let oids: Vec<pg_sys::Oid> = pgrx::PgList::<pg_sys::Oid>::from_pg(list)
-        .iter_oid()
-        .collect();
+    let oids: Vec<pg_sys::Oid> = pgrx::PgList::<pg_sys::Oid>::from_pg(list).iter_oid().collect();
     oids.into_iter().all(|index| {
-        let tuple = pg_sys::SearchSysCache1(
-            pg_sys::SysCacheIdentifier::INDEXRELID as i32,
-            pg_sys::Datum::from(index),
-        );
+        let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::INDEXRELID as i32, pg_sys::Datum::from(index));
         if tuple.is_null() {
             return false;
         }

@@ -41,10 +41,7 @@ pub fn forget_all() {
 fn kept(client: &SpiClient<'_>, stmt: &'static Stmt) -> &'static OwnedPreparedStatement {
     // Plans are parsed, and re-parsed by the plan cache, under the current search_path: only
     // the owner context's fixed `pg_catalog, pg_temp` makes them immune to the caller's.
-    assert!(
-        super::owner::in_owner_context(),
-        "pg_assistant: internal statement run outside the owner context"
-    );
+    assert!(super::owner::in_owner_context(), "pg_assistant: internal statement run outside the owner context");
     let key = stmt as *const Stmt as usize;
     if let Some(plan) = PLANS.with(|p| p.borrow().get(&key).copied()) {
         return plan;

@@ -111,12 +111,7 @@ thread_local! {
 pub fn relation(name: &CStr) -> Option<pg_sys::Oid> {
     let generation = super::trusted::generation();
     let key = name.to_bytes();
-    let cached = RELATIONS.with(|r| {
-        r.borrow()
-            .iter()
-            .find(|e| e.2 == generation && &*e.0 == key)
-            .map(|e| e.1)
-    });
+    let cached = RELATIONS.with(|r| r.borrow().iter().find(|e| e.2 == generation && &*e.0 == key).map(|e| e.1));
     if cached.is_some() {
         return cached;
     }
@@ -177,22 +172,13 @@ fn lookup() -> Extension {
         });
         pg_sys::systable_endscan(scan);
         pg_sys::table_close(rel, pg_sys::AccessShareLock as i32);
-        let Some((namespace, owner)) = found else {
-            not_installed()
-        };
+        let Some((namespace, owner)) = found else { not_installed() };
         let name = pg_sys::get_namespace_name(namespace);
         if name.is_null() {
             not_installed();
         }
-        let schema = CStr::from_ptr(pg_sys::quote_identifier(name))
-            .to_string_lossy()
-            .into_owned();
-        Extension {
-            oid,
-            schema,
-            namespace,
-            owner,
-        }
+        let schema = CStr::from_ptr(pg_sys::quote_identifier(name)).to_string_lossy().into_owned();
+        Extension { oid, schema, namespace, owner }
     }
 }
 

@@ -42,8 +42,7 @@ pub fn now() -> pg_sys::TimestampTz {
     unsafe { pg_sys::GetCurrentTransactionStartTimestamp() }
 }
 
-pub static CLOCK_OVERRIDE: pgrx::GucSetting<Option<std::ffi::CString>> =
-    pgrx::GucSetting::<Option<std::ffi::CString>>::new(None);
+pub static CLOCK_OVERRIDE: pgrx::GucSetting<Option<std::ffi::CString>> = pgrx::GucSetting::<Option<std::ffi::CString>>::new(None);
 
 pub fn register_gucs() {
     pgrx::GucRegistry::define_string_guc(
@@ -67,9 +66,7 @@ fn parse_timestamptz(text: &std::ffi::CStr) -> pg_sys::TimestampTz {
                 Some(pg_sys::Datum::from(-1i32)),
             ],
         );
-        datum
-            .map(|d| d.value() as i64)
-            .unwrap_or_else(|| pg_sys::GetCurrentTransactionStartTimestamp())
+        datum.map(|d| d.value() as i64).unwrap_or_else(|| pg_sys::GetCurrentTransactionStartTimestamp())
     }
 }
 
@@ -81,7 +78,5 @@ pub fn arg(value: pg_sys::TimestampTz) -> pgrx::datum::DatumWithOid<'static> {
 
 /// Whole seconds from `from` to `to`, truncated toward zero.
 pub fn whole_seconds(from: pg_sys::TimestampTz, to: pg_sys::TimestampTz) -> i64 {
-    (to as i128 - from as i128)
-        .div_euclid(1_000_000)
-        .clamp(i32::MIN as i128, i32::MAX as i128) as i64
+    (to as i128 - from as i128).div_euclid(1_000_000).clamp(i32::MIN as i128, i32::MAX as i128) as i64
 }

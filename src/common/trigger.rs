@@ -62,8 +62,7 @@ macro_rules! native_event_trigger {
             fcinfo: ::pgrx::pg_sys::FunctionCallInfo,
         ) -> ::pgrx::pg_sys::Datum {
             ::pgrx::pg_sys::submodules::panic::pgrx_extern_c_guard(move || {
-                let (tag, parsetree) =
-                    $crate::common::trigger::event_trigger_data(fcinfo, $sql_name);
+                let (tag, parsetree) = $crate::common::trigger::event_trigger_data(fcinfo, $sql_name);
                 $body(tag, parsetree);
                 ::pgrx::pg_sys::Datum::from(0usize)
             })
@@ -82,11 +81,7 @@ pub unsafe fn event_trigger_data(
 ) -> (pg_sys::CommandTag::Type, *mut pg_sys::Node) {
     let context = (*fcinfo).context;
     if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_EventTriggerData {
-        PgaError::new(
-            TRIGGER_PROTOCOL,
-            format!("function {function}() was not called by the event trigger manager"),
-        )
-        .raise();
+        PgaError::new(TRIGGER_PROTOCOL, format!("function {function}() was not called by the event trigger manager")).raise();
     }
     let data = context as *mut pg_sys::EventTriggerData;
     ((*data).tag, (*data).parsetree)
@@ -161,19 +156,11 @@ impl TriggerCall {
     pub unsafe fn from_fcinfo(fcinfo: pg_sys::FunctionCallInfo, function: &'static str) -> Self {
         let context = (*fcinfo).context;
         if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_TriggerData {
-            PgaError::new(
-                TRIGGER_PROTOCOL,
-                format!("function {function}() was not called by trigger manager"),
-            )
-            .hint(format!(
-                "Attach it with CREATE TRIGGER ... EXECUTE FUNCTION {function}()."
-            ))
-            .raise();
+            PgaError::new(TRIGGER_PROTOCOL, format!("function {function}() was not called by trigger manager"))
+                .hint(format!("Attach it with CREATE TRIGGER ... EXECUTE FUNCTION {function}()."))
+                .raise();
         }
-        TriggerCall {
-            function,
-            data: context.cast(),
-        }
+        TriggerCall { function, data: context.cast() }
     }
 
     fn data(&self) -> &pg_sys::TriggerData {
@@ -217,12 +204,7 @@ impl TriggerCall {
             return;
         }
         let events: Vec<&str> = usage.events.iter().map(|e| e.name()).collect();
-        let wanted = format!(
-            "{} {} {}",
-            usage.timing.name(),
-            events.join(" OR "),
-            usage.level.name()
-        );
+        let wanted = format!("{} {} {}", usage.timing.name(), events.join(" OR "), usage.level.name());
         let args = column.map(|c| format!("'{c}'")).unwrap_or_default();
         PgaError::new(
             TRIGGER_PROTOCOL,
@@ -234,12 +216,7 @@ impl TriggerCall {
                 wanted
             ),
         )
-        .detail(format!(
-            "It was fired {} {} {}.",
-            timing.name(),
-            event.name(),
-            level.name()
-        ))
+        .detail(format!("It was fired {} {} {}.", timing.name(), event.name(), level.name()))
         .hint(format!(
             "CREATE TRIGGER {} {} ON {} {} EXECUTE FUNCTION {}({args});",
             self.trigger_name(),
@@ -258,16 +235,9 @@ impl TriggerCall {
             let table = table.to_string_lossy();
             PgaError::new(
                 TRIGGER_PROTOCOL,
-                format!(
-                    "{}() may only be used by pg_assistant's own table \"{table}\"",
-                    self.function
-                ),
+                format!("{}() may only be used by pg_assistant's own table \"{table}\"", self.function),
             )
-            .detail(format!(
-                "Trigger \"{}\" is on {}.",
-                self.trigger_name(),
-                self.qualified_table_name()
-            ))
+            .detail(format!("Trigger \"{}\" is on {}.", self.trigger_name(), self.qualified_table_name()))
             .raise();
         }
     }
@@ -287,27 +257,15 @@ impl TriggerCall {
 
     pub fn table_name(&self) -> String {
         // SAFETY: rd_rel is valid while the relation is open.
-        unsafe {
-            CStr::from_ptr((*self.relation().rd_rel).relname.data.as_ptr())
-                .to_string_lossy()
-                .into_owned()
-        }
+        unsafe { CStr::from_ptr((*self.relation().rd_rel).relname.data.as_ptr()).to_string_lossy().into_owned() }
     }
 
     pub fn qualified_table_name(&self) -> String {
         // SAFETY: as above; get_namespace_name returns a palloc'd copy or NULL.
         unsafe {
             let nsp = pg_sys::get_namespace_name((*self.relation().rd_rel).relnamespace);
-            let schema = if nsp.is_null() {
-                String::new()
-            } else {
-                CStr::from_ptr(nsp).to_string_lossy().into_owned()
-            };
-            format!(
-                "{}.{}",
-                quote_ident(&schema),
-                quote_ident(&self.table_name())
-            )
+            let schema = if nsp.is_null() { String::new() } else { CStr::from_ptr(nsp).to_string_lossy().into_owned() };
+            format!("{}.{}", quote_ident(&schema), quote_ident(&self.table_name()))
         }
     }
 
@@ -318,11 +276,7 @@ impl TriggerCall {
 
     pub fn trigger_name(&self) -> String {
         // SAFETY: tgname is a NUL-terminated string owned by the relcache entry.
-        unsafe {
-            CStr::from_ptr(self.trigger().tgname)
-                .to_string_lossy()
-                .into_owned()
-        }
+        unsafe { CStr::from_ptr(self.trigger().tgname).to_string_lossy().into_owned() }
     }
 
     /// Trigger argument `i` (0-based) as given in CREATE TRIGGER, if present.
@@ -348,11 +302,7 @@ impl TriggerCall {
                     self.table_name()
                 ),
             )
-            .detail(format!(
-                "{}() was asked to use column \"{name}\" of {}.",
-                self.function,
-                self.qualified_table_name()
-            ))
+            .detail(format!("{}() was asked to use column \"{name}\" of {}.", self.function, self.qualified_table_name()))
             .hint("Pass the column name as the trigger argument.")
             .raise(),
         }
@@ -375,8 +325,7 @@ impl TriggerCall {
     pub fn get(&self, tuple: pg_sys::HeapTuple, col: Column) -> Option<pg_sys::Datum> {
         let mut isnull = false;
         // SAFETY: tuple belongs to this relation and col.attnum is within its descriptor.
-        let datum =
-            unsafe { pg_sys::heap_getattr(tuple, col.attnum as i32, self.tupdesc(), &mut isnull) };
+        let datum = unsafe { pg_sys::heap_getattr(tuple, col.attnum as i32, self.tupdesc(), &mut isnull) };
         (!isnull).then_some(datum)
     }
 
@@ -425,10 +374,7 @@ impl TriggerCall {
 
     /// Whether column `col` differs between the old and new row of an UPDATE.
     pub fn changed(&self, col: Column) -> bool {
-        let (old, new) = (
-            self.get(self.old_tuple(), col),
-            self.get(self.new_tuple(), col),
-        );
+        let (old, new) = (self.get(self.old_tuple(), col), self.get(self.new_tuple(), col));
         match (old, new) {
             (None, None) => false,
             // SAFETY: both datums are non-null values of the column's type.
@@ -525,8 +471,7 @@ impl TriggerCall {
             if pg_sys::tuplestore_tuple_count(store) != 1 {
                 return None;
             }
-            let slot =
-                pg_sys::MakeSingleTupleTableSlot(self.tupdesc(), &pg_sys::TTSOpsMinimalTuple);
+            let slot = pg_sys::MakeSingleTupleTableSlot(self.tupdesc(), &pg_sys::TTSOpsMinimalTuple);
             let row = TransitionRow { slot };
             pg_sys::tuplestore_rescan(store);
             let found = pg_sys::tuplestore_gettupleslot(store, true, false, slot);
@@ -539,11 +484,7 @@ impl TriggerCall {
     pub fn transition_len(&self, which: Transition) -> i64 {
         let store = self.transition_table(which);
         // SAFETY: as above.
-        if store.is_null() {
-            0
-        } else {
-            unsafe { pg_sys::tuplestore_tuple_count(store) }
-        }
+        if store.is_null() { 0 } else { unsafe { pg_sys::tuplestore_tuple_count(store) } }
     }
 }
 
@@ -561,8 +502,7 @@ unsafe fn datums_equal(a: pg_sys::Datum, b: pg_sys::Datum, col: Column) -> bool 
         a == b
     } else if col.len > 0 {
         let (pa, pb) = (a.cast_mut_ptr::<u8>(), b.cast_mut_ptr::<u8>());
-        std::slice::from_raw_parts(pa, col.len as usize)
-            == std::slice::from_raw_parts(pb, col.len as usize)
+        std::slice::from_raw_parts(pa, col.len as usize) == std::slice::from_raw_parts(pb, col.len as usize)
     } else {
         output(col.type_oid, a) == output(col.type_oid, b)
     }
@@ -582,11 +522,8 @@ pub unsafe fn output(type_oid: pg_sys::Oid, datum: pg_sys::Datum) -> String {
 
 pub fn quote_ident(s: &str) -> String {
     let plain = !s.is_empty()
-        && s.chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        && s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if plain {
         s.to_owned()
     } else {

@@ -45,26 +45,14 @@ pub fn register_invalidation_callback() {
     unsafe {
         let arg = pg_sys::Datum::from(0usize);
         pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_invalidation), arg);
-        pg_sys::CacheRegisterSyscacheCallback(
-            pg_sys::SysCacheIdentifier::PROCOID as i32,
-            Some(on_syscache_invalidation),
-            arg,
-        );
-        pg_sys::CacheRegisterSyscacheCallback(
-            pg_sys::SysCacheIdentifier::AUTHOID as i32,
-            Some(on_syscache_invalidation),
-            arg,
-        );
+        pg_sys::CacheRegisterSyscacheCallback(pg_sys::SysCacheIdentifier::PROCOID as i32, Some(on_syscache_invalidation), arg);
+        pg_sys::CacheRegisterSyscacheCallback(pg_sys::SysCacheIdentifier::AUTHOID as i32, Some(on_syscache_invalidation), arg);
     }
 }
 
 // A function or a role changed: whose function a trigger calls, or whether its owner is a
 // superuser, may be different now.
-unsafe extern "C-unwind" fn on_syscache_invalidation(
-    _arg: pg_sys::Datum,
-    _cacheid: i32,
-    _hash: u32,
-) {
+unsafe extern "C-unwind" fn on_syscache_invalidation(_arg: pg_sys::Datum, _cacheid: i32, _hash: u32) {
     INVALIDATIONS.set(INVALIDATIONS.get().wrapping_add(1));
 }
 
@@ -74,11 +62,7 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid:
     let ours = relid == pg_sys::InvalidOid
         || TABLE_OIDS.with(|oids| {
             oids[0].get() == pg_sys::InvalidOid
-                || oids
-                    .iter()
-                    .map(Cell::get)
-                    .take_while(|&o| o != pg_sys::InvalidOid)
-                    .any(|o| o == relid)
+                || oids.iter().map(Cell::get).take_while(|&o| o != pg_sys::InvalidOid).any(|o| o == relid)
         });
     if ours {
         INVALIDATIONS.set(INVALIDATIONS.get().wrapping_add(1));
@@ -97,10 +81,7 @@ pub fn require_trusted_triggers() {
     if VERIFIED_AT.get() == Some(generation) {
         return;
     }
-    let relids: Vec<pg_sys::Oid> = schema::OWN_TABLES
-        .iter()
-        .filter_map(|t| schema::relation(t))
-        .collect();
+    let relids: Vec<pg_sys::Oid> = schema::OWN_TABLES.iter().filter_map(|t| schema::relation(t)).collect();
     TABLE_OIDS.with(|oids| {
         for (i, slot) in oids.iter().enumerate() {
             slot.set(relids.get(i).copied().unwrap_or(pg_sys::InvalidOid));
@@ -145,15 +126,10 @@ fn verify_table(relid: pg_sys::Oid) {
         pg_sys::relation_close(rel, pg_sys::NoLock as i32);
         (table, triggers)
     };
-    let Some(t) = triggers.iter().find(|t| !trusted(t)) else {
-        return;
-    };
+    let Some(t) = triggers.iter().find(|t| !trusted(t)) else { return };
     let function = describe_function(t.function);
     let why = if t.has_when {
-        format!(
-            "Trigger \"{}\" has a WHEN condition; it calls {function}.",
-            t.name
-        )
+        format!("Trigger \"{}\" has a WHEN condition; it calls {function}.", t.name)
     } else {
         format!(
             "Trigger \"{}\" calls {function}, which is neither pg_assistant's nor a superuser's with a pinned search_path.",
@@ -190,14 +166,11 @@ fn trusted(t: &TriggerFacts) -> bool {
 fn trusted_function(function: pg_sys::Oid) -> bool {
     // SAFETY: catalog lookups by OID.
     unsafe {
-        if pg_sys::getExtensionOfObject(pg_sys::ProcedureRelationId, function)
-            == schema::extension_oid()
-        {
+        if pg_sys::getExtensionOfObject(pg_sys::ProcedureRelationId, function) == schema::extension_oid() {
             return true;
         }
     }
-    function_facts(function)
-        .is_some_and(|(owner, pinned)| pinned && unsafe { pg_sys::superuser_arg(owner) })
+    function_facts(function).is_some_and(|(owner, pinned)| pinned && unsafe { pg_sys::superuser_arg(owner) })
 }
 
 /// The function's owner, and whether its own settings (`proconfig`) pin `search_path` to
@@ -205,10 +178,7 @@ fn trusted_function(function: pg_sys::Oid) -> bool {
 fn function_facts(function: pg_sys::Oid) -> Option<(pg_sys::Oid, bool)> {
     // SAFETY: one syscache lookup, released before returning; proconfig is a text[].
     let (owner, config): (pg_sys::Oid, Vec<String>) = unsafe {
-        let tuple = pg_sys::SearchSysCache1(
-            pg_sys::SysCacheIdentifier::PROCOID as i32,
-            pg_sys::Datum::from(function),
-        );
+        let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::PROCOID as i32, pg_sys::Datum::from(function));
         if tuple.is_null() {
             return None;
         }
@@ -223,41 +193,27 @@ fn function_facts(function: pg_sys::Oid) -> Option<(pg_sys::Oid, bool)> {
         let config = if isnull {
             Vec::new()
         } else {
-            <Vec<String> as pgrx::FromDatum>::from_polymorphic_datum(
-                datum,
-                false,
-                pg_sys::TEXTARRAYOID,
-            )
-            .unwrap_or_default()
+            <Vec<String> as pgrx::FromDatum>::from_polymorphic_datum(datum, false, pg_sys::TEXTARRAYOID).unwrap_or_default()
         };
         pg_sys::ReleaseSysCache(tuple);
         (owner, config)
     };
-    let pinned = config
-        .iter()
-        .filter_map(|setting| setting.strip_prefix("search_path="))
-        .any(|path| {
-            path.split(',')
-                .map(|schema| schema.trim().trim_matches('"'))
-                .all(|schema| matches!(schema, "" | "pg_catalog" | "pg_temp"))
-        });
+    let pinned = config.iter().filter_map(|setting| setting.strip_prefix("search_path=")).any(|path| {
+        path.split(',')
+            .map(|schema| schema.trim().trim_matches('"'))
+            .all(|schema| matches!(schema, "" | "pg_catalog" | "pg_temp"))
+    });
     Some((owner, pinned))
 }
 
 fn describe_function(function: pg_sys::Oid) -> String {
     // SAFETY: format_procedure and GetUserNameFromId return palloc'd strings.
     unsafe {
-        let name = CStr::from_ptr(pg_sys::format_procedure(function))
-            .to_string_lossy()
-            .into_owned();
+        let name = CStr::from_ptr(pg_sys::format_procedure(function)).to_string_lossy().into_owned();
         match function_facts(function) {
             Some((owner, _)) => {
                 let role = pg_sys::GetUserNameFromId(owner, true);
-                let role = if role.is_null() {
-                    "?".into()
-                } else {
-                    CStr::from_ptr(role).to_string_lossy().into_owned()
-                };
+                let role = if role.is_null() { "?".into() } else { CStr::from_ptr(role).to_string_lossy().into_owned() };
                 format!("function {name} (owned by role \"{role}\")")
             }
             None => format!("function {name}"),
@@ -269,14 +225,8 @@ fn describe_function(function: pg_sys::Oid) -> String {
 /// `rel` must be an open relation.
 unsafe fn qualified_name(rel: pg_sys::Relation) -> String {
     let nsp = pg_sys::get_namespace_name((*(*rel).rd_rel).relnamespace);
-    let nsp = if nsp.is_null() {
-        String::new()
-    } else {
-        CStr::from_ptr(nsp).to_string_lossy().into_owned()
-    };
-    let name = CStr::from_ptr((*(*rel).rd_rel).relname.data.as_ptr())
-        .to_string_lossy()
-        .into_owned();
+    let nsp = if nsp.is_null() { String::new() } else { CStr::from_ptr(nsp).to_string_lossy().into_owned() };
+    let name = CStr::from_ptr((*(*rel).rd_rel).relname.data.as_ptr()).to_string_lossy().into_owned();
     format!("{}.{}", quote(&nsp), quote(&name))
 }
 
@@ -292,12 +242,7 @@ const BEFORE_DELETE_STATEMENT: super::trigger::Usage = super::trigger::Usage {
     events: &[super::trigger::Event::Delete],
 };
 
-super::trigger::native_trigger!(
-    pga_guard_cascades,
-    pg_finfo_pga_guard_cascades,
-    "guard_cascades",
-    guard_cascades
-);
+super::trigger::native_trigger!(pga_guard_cascades, pg_finfo_pga_guard_cascades, "guard_cascades", guard_cascades);
 
 /// BEFORE DELETE FOR EACH STATEMENT on the tables whose deletes cascade (tenants, profiles,
 /// sessions): a cascade runs the child tables' BEFORE triggers as the table owner, outside any

@@ -282,3 +282,76 @@ fn a_counter_write_that_times_out_waiting_for_its_parent_fails_cleanly() {
     assert_eq!(c.query_one("SELECT message_count_main FROM sessions WHERE id = $1", &[&s]).unwrap().get::<_, i32>(0), 1);
     assert_eq!(one(&mut c, "SELECT count(*) FROM verify_counts()"), 0);
 }
+
+/// Between the row trigger's read of the session and the counter trigger, another transaction
+/// changes the session and commits (the statement waits on an advisory lock in between): the
+/// counter is added to the session's newest version, and the other change is kept.
+#[test]
+fn a_parent_changed_and_committed_by_another_transaction_mid_statement_is_counted_in_its_newest_version() {
+    let db = TestDb::new("one_row_concurrent_parent");
+    let mut c = db.superuser();
+    c.batch_execute("INSERT INTO scenarios (id, title) VALUES ('market', 'Market'), ('travel', 'Travel')").unwrap();
+    let user = profile(&mut c, "concurrent@example.com");
+    let s = session(&mut c, user);
+    let mut gate = db.superuser();
+    gate.batch_execute("SELECT pg_advisory_lock(4242)").unwrap();
+    let writer = {
+        let mut w = db.superuser();
+        std::thread::spawn(move || {
+            w.query_one(
+                "WITH m AS (INSERT INTO messages (session_id, role, chat_type, content) VALUES ($1, 'user', 'main', 'm') RETURNING 1)
+                 SELECT pg_advisory_lock(4242) FROM m",
+                &[&s],
+            )
+            .map(|_| ())
+        })
+    };
+    // Wait until the INSERT has run its row trigger and waits for the gate.
+    let mut waiting = false;
+    for _ in 0..500 {
+        waiting = one(&mut c, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted") == 1;
+        if waiting {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(waiting, "the INSERT never reached the gate");
+    c.execute("UPDATE sessions SET scenario_id = 'travel' WHERE id = $1", &[&s]).unwrap();
+    gate.batch_execute("SELECT pg_advisory_unlock(4242)").unwrap();
+    writer.join().unwrap().unwrap();
+    let row = c.query_one("SELECT message_count_main, scenario_id FROM sessions WHERE id = $1", &[&s]).unwrap();
+    assert_eq!((row.get::<_, i32>(0), row.get::<_, String>(1)), (1, "travel".to_owned()));
+    assert_eq!(one(&mut c, "SELECT count(*) FROM verify_counts()"), 0);
+}
+
+/// A function called by the same statement rewrites the sessions table (CLUSTER) between the
+/// row trigger's read and the counter trigger: the TID read before means nothing in the new
+/// storage (here it is past its end), so the session is found again by its key.
+#[test]
+fn a_parent_table_rewritten_mid_statement_is_searched_again() {
+    let db = TestDb::new("one_row_rewritten_parent");
+    let mut c = db.superuser();
+    c.batch_execute("INSERT INTO scenarios (id, title) VALUES ('market', 'Market')").unwrap();
+    let user = profile(&mut c, "rewritten@example.com");
+    // The session sits far into the table; after CLUSTER the table is one page.
+    c.execute("INSERT INTO sessions (user_id, scenario_id) SELECT $1, 'market' FROM generate_series(1, 3000)", &[&user]).unwrap();
+    let s = session(&mut c, user);
+    c.execute("DELETE FROM sessions WHERE user_id = $1 AND id <> $2", &[&user, &s]).unwrap();
+    let block: i64 = c.query_one("SELECT (ctid::text::point)[0]::bigint FROM sessions WHERE id = $1", &[&s]).unwrap().get(0);
+    assert!(block > 10, "the session is on block {block}");
+    c.batch_execute(
+        "CREATE FUNCTION rewrite_sessions() RETURNS int LANGUAGE plpgsql AS
+         $$ BEGIN CLUSTER public.sessions USING sessions_pkey; RETURN 1; END $$",
+    )
+    .unwrap();
+    c.query_one(
+        "WITH m AS (INSERT INTO messages (session_id, role, chat_type, content) VALUES ($1, 'user', 'main', 'm') RETURNING 1)
+         SELECT rewrite_sessions() FROM m",
+        &[&s],
+    )
+    .unwrap();
+    let row = c.query_one("SELECT message_count_main, (ctid::text::point)[0]::bigint FROM sessions WHERE id = $1", &[&s]).unwrap();
+    assert_eq!(row.get::<_, i32>(0), 1);
+    assert!(row.get::<_, i64>(1) < block, "the table was not rewritten");
+    assert_eq!(one(&mut c, "SELECT count(*) FROM verify_counts()"), 0);
+}
