@@ -339,6 +339,8 @@ fn a_parent_table_rewritten_mid_statement_is_searched_again() {
     c.execute("DELETE FROM sessions WHERE user_id = $1 AND id <> $2", &[&user, &s]).unwrap();
     let block: i64 = c.query_one("SELECT (ctid::text::point)[0]::bigint FROM sessions WHERE id = $1", &[&s]).unwrap().get(0);
     assert!(block > 10, "the session is on block {block}");
+    let storage = |c: &mut Client| -> i64 { c.query_one("SELECT pg_relation_filenode('sessions')::bigint", &[]).unwrap().get(0) };
+    let before = storage(&mut c);
     c.batch_execute(
         "CREATE FUNCTION rewrite_sessions() RETURNS int LANGUAGE plpgsql AS
          $$ BEGIN CLUSTER public.sessions USING sessions_pkey; RETURN 1; END $$",
@@ -350,8 +352,10 @@ fn a_parent_table_rewritten_mid_statement_is_searched_again() {
         &[&s],
     )
     .unwrap();
-    let row = c.query_one("SELECT message_count_main, (ctid::text::point)[0]::bigint FROM sessions WHERE id = $1", &[&s]).unwrap();
-    assert_eq!(row.get::<_, i32>(0), 1);
-    assert!(row.get::<_, i64>(1) < block, "the table was not rewritten");
+    // Usually the deleted rows are gone from the new file and the old TID lies past its end; a
+    // snapshot of another backend (one still connecting, say) can keep them, and then the TID
+    // points at whatever row the new file has there, which the key check turns down as well.
+    assert_eq!(c.query_one("SELECT message_count_main FROM sessions WHERE id = $1", &[&s]).unwrap().get::<_, i32>(0), 1);
+    assert_ne!(storage(&mut c), before, "the table was not rewritten");
     assert_eq!(one(&mut c, "SELECT count(*) FROM verify_counts()"), 0);
 }
