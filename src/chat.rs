@@ -458,6 +458,12 @@ fn lookup_session(session: pg_sys::Datum) -> Option<SessionFacts> {
     .flatten()
 }
 
+/// Where this statement read `session`, if it did.
+fn session_seen(session: pg_sys::Datum) -> Option<crate::common::lookup::Seen> {
+    let key = uuid_bytes(session);
+    SESSION_FACTS.with(|c| c.borrow().get(&key).copied().flatten().map(|f| f.seen))
+}
+
 /// [`lookup_session`], once per session per INSERT statement.
 fn session_facts(session: pg_sys::Datum) -> Option<SessionFacts> {
     let key = uuid_bytes(session);
@@ -626,10 +632,6 @@ fn messages_count(call: &TriggerCall) -> pg_sys::Datum {
         return statement_done(); // restored sessions carry their counts
     }
     let inserted = call.event() == Event::Insert;
-    let seen = |session: pg_sys::Datum| {
-        let key = uuid_bytes(session);
-        SESSION_FACTS.with(|c| c.borrow().get(&key).copied().flatten().map(|f| f.seen))
-    };
     // A completed session's messages are final for ordinary users: no additions (everyone)
     // and no deletions (callers without BYPASSRLS; deleting the whole session stays allowed).
     let guard = inserted || !may_write_protected_columns();
@@ -656,7 +658,7 @@ fn messages_count(call: &TriggerCall) -> pg_sys::Datum {
             let sign = if inserted { 1 } else { -1 };
             let (main, helper) = if main { (sign, 0) } else { (0, sign) };
             // The statement's own facts end here: the SQL fallback below must not see them.
-            let seen = if inserted { seen(session) } else { None };
+            let seen = if inserted { session_seen(session) } else { None };
             forget_statement_state();
             let counted = parent::update_by_key_at(c"sessions", c"sessions_pkey", pg_sys::F_UUID_EQ, session, seen, |s| {
                 let column = if main != 0 { "message_count_main" } else { "message_count_helper" };

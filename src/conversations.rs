@@ -58,9 +58,12 @@ pub fn forget_statement_state() {
 }
 
 /// The tenant of a row of the extension's `table`, by its primary key (read natively; not shown
-/// to a caller who may not see it).
-fn tenant_of(table: &std::ffi::CStr, index: &std::ffi::CStr, key: pg_sys::Datum) -> Option<[u8; 16]> {
-    crate::common::lookup::by_unique_key(table, index, pg_sys::F_UUID_EQ, key, |row| row.get("tenant_id").map(uuid_bytes)).flatten()
+/// to a caller who may not see it), and where that row was read.
+fn tenant_of(table: &std::ffi::CStr, index: &std::ffi::CStr, key: pg_sys::Datum) -> Option<([u8; 16], Seen)> {
+    crate::common::lookup::by_unique_key(table, index, pg_sys::F_UUID_EQ, key, |row| {
+        row.get("tenant_id").map(|t| (uuid_bytes(t), row.seen()))
+    })
+    .flatten()
 }
 
 fn conversation_tenant(conversation: pg_sys::Datum) -> Option<[u8; 16]> {
@@ -68,10 +71,7 @@ fn conversation_tenant(conversation: pg_sys::Datum) -> Option<[u8; 16]> {
     if let Some(hit) = CONVERSATION_TENANTS.with(|c| c.borrow().get(&key).copied()) {
         return hit.map(|(tenant, _)| tenant);
     }
-    let found = crate::common::lookup::by_unique_key(c"conversations", c"conversations_pkey", pg_sys::F_UUID_EQ, conversation, |row| {
-        row.get("tenant_id").map(|t| (uuid_bytes(t), row.seen()))
-    })
-    .flatten();
+    let found = tenant_of(c"conversations", c"conversations_pkey", conversation);
     CONVERSATION_TENANTS.with(|c| c.borrow_mut().insert(key, found));
     found.map(|(tenant, _)| tenant)
 }
@@ -245,7 +245,8 @@ fn conversation_messages_count(call: &TriggerCall) -> pg_sys::Datum {
     let which = if inserted { Transition::New } else { Transition::Old };
     let loading = loading_dump(call.relid());
     let only = if inserted && !loading { call.only_transition_row(which) } else { None };
-    let seen = only.as_ref().and_then(|row| row.get(call.column("conversation_id"))).and_then(conversation_seen);
+    let conversation = only.as_ref().and_then(|row| row.get(call.column("conversation_id")));
+    let seen = conversation.and_then(conversation_seen);
     forget_statement_state();
     if loading {
         return statement_done(); // restored conversations carry their counts
@@ -254,7 +255,7 @@ fn conversation_messages_count(call: &TriggerCall) -> pg_sys::Datum {
         return statement_done();
     }
     // One row, or rows of one conversation: nothing to order.
-    match only.as_ref().and_then(|row| Some((row.get(call.column("conversation_id"))?, row.get(call.column("created_at"))))) {
+    match only.as_ref().and_then(|row| Some((conversation?, row.get(call.column("created_at"))))) {
         Some((conversation, created)) => {
             let counted = parent::update_by_key_at(c"conversations", c"conversations_pkey", pg_sys::F_UUID_EQ, conversation, seen, |c| {
                 c.add_i32("message_count", c.get_i32("message_count").unwrap_or(0), 1);
@@ -292,7 +293,7 @@ fn feedback_before_write(call: &TriggerCall) -> pg_sys::Datum {
     call.require_own_table(c"feedback");
     let new = call.new_tuple();
     let Some(message) = call.get(new, call.column("message_id")) else { return call.keep(new) };
-    let Some(tenant) = tenant_of(c"conversation_messages", c"conversation_messages_pkey", message) else {
+    let Some((tenant, _)) = tenant_of(c"conversation_messages", c"conversation_messages_pkey", message) else {
         missing_parent("feedback", "message_id", "conversation_messages", message)
     };
     if !may_write_tenant(tenant) {

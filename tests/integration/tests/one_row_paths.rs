@@ -19,6 +19,17 @@ fn session(c: &mut Client, user: Uuid) -> Uuid {
     c.query_one("INSERT INTO sessions (user_id, scenario_id) VALUES ($1, 'market') RETURNING id", &[&user]).unwrap().get(0)
 }
 
+/// A conversation of `user`, in tenant a0000000-...-000000000001 (which must exist).
+fn conversation(c: &mut Client, user: Uuid) -> Uuid {
+    c.execute("UPDATE profiles SET tenant_id = 'a0000000-0000-4000-8000-000000000001' WHERE id = $1", &[&user]).unwrap();
+    c.query_one(
+        "INSERT INTO conversations (tenant_id, user_id) VALUES ('a0000000-0000-4000-8000-000000000001', $1) RETURNING id",
+        &[&user],
+    )
+    .unwrap()
+    .get(0)
+}
+
 fn one(c: &mut impl pg_assistant_integration::postgres::GenericClient, sql: &str) -> i64 {
     c.query_one(sql, &[]).unwrap().get(0)
 }
@@ -90,14 +101,7 @@ fn a_burst_of_conversation_messages_keeps_the_conversation_exact() {
     let mut c = db.superuser();
     c.batch_execute("INSERT INTO tenants (id, name, slug) VALUES ('a0000000-0000-4000-8000-000000000001', 'Acme', 'acme')").unwrap();
     let user = profile(&mut c, "conv@example.com");
-    c.execute("UPDATE profiles SET tenant_id = 'a0000000-0000-4000-8000-000000000001' WHERE id = $1", &[&user]).unwrap();
-    let conv: Uuid = c
-        .query_one(
-            "INSERT INTO conversations (tenant_id, user_id) VALUES ('a0000000-0000-4000-8000-000000000001', $1) RETURNING id",
-            &[&user],
-        )
-        .unwrap()
-        .get(0);
+    let conv = conversation(&mut c, user);
     let mut tx = c.transaction().unwrap();
     let insert = tx
         .prepare("INSERT INTO conversation_messages (conversation_id, role, content, created_at) VALUES ($1, 'user', 'm', now() - $2 * interval '1 second')")
@@ -232,14 +236,7 @@ fn a_parent_moved_on_by_the_same_statement_is_counted_in_its_newest_version() {
     .unwrap();
     assert_eq!(c.query_one("SELECT message_count_main FROM sessions WHERE id = $1", &[&s]).unwrap().get::<_, i32>(0), 4);
 
-    c.execute("UPDATE profiles SET tenant_id = 'a0000000-0000-4000-8000-000000000001' WHERE id = $1", &[&user]).unwrap();
-    let conv: Uuid = c
-        .query_one(
-            "INSERT INTO conversations (tenant_id, user_id) VALUES ('a0000000-0000-4000-8000-000000000001', $1) RETURNING id",
-            &[&user],
-        )
-        .unwrap()
-        .get(0);
+    let conv = conversation(&mut c, user);
     for (i, title) in ["one", "two"].into_iter().enumerate() {
         c.execute(
             "WITH moved AS (UPDATE conversations SET title = $2 WHERE id = $1 RETURNING id)
